@@ -1,0 +1,109 @@
+//! Progress of a phase: a live bar on a terminal, plain log lines (every few
+//! seconds, and at the end) when the output is a file or a pipe.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Task counts of one phase, by state.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PhaseCounts {
+    pub total: i64,
+    pub pending: i64,
+    pub queued: i64,
+    pub running: i64,
+    pub retrying: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub rows_done: i64,
+}
+
+impl PhaseCounts {
+    pub fn in_flight(&self) -> i64 {
+        self.pending + self.queued + self.running + self.retrying
+    }
+}
+
+pub struct PhaseProgress {
+    title: String,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+    last_counts: PhaseCounts,
+}
+
+impl PhaseProgress {
+    pub fn start(title: String, total: i64) -> PhaseProgress {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total.max(0) as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} tasks {msg} ({elapsed}, ETA {eta})")
+                    .expect("static template parses")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(title.clone());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Some(bar)
+        } else {
+            eprintln!("{title}: {total} tasks");
+            None
+        };
+        PhaseProgress {
+            title,
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+            last_counts: PhaseCounts::default(),
+        }
+    }
+
+    fn rate(&self, rows: i64) -> String {
+        let secs = self.started.elapsed().as_secs_f64();
+        if rows == 0 || secs <= 0.0 {
+            return String::new();
+        }
+        format!(", {rows} rows, {:.0} rows/s", rows as f64 / secs)
+    }
+
+    pub fn update(&mut self, counts: &PhaseCounts) {
+        let detail = format!(
+            "running {} retrying {} failed {}{}",
+            counts.running,
+            counts.retrying,
+            counts.failed,
+            self.rate(counts.rows_done)
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(counts.done.max(0) as u64);
+                bar.set_message(detail);
+            }
+            None => {
+                if *counts != self.last_counts && self.last_line.elapsed() >= Duration::from_secs(5) {
+                    eprintln!("{}: {}/{} tasks done, {detail}", self.title, counts.done, counts.total);
+                    self.last_line = Instant::now();
+                }
+            }
+        }
+        self.last_counts = counts.clone();
+    }
+
+    pub fn finish(self, counts: &PhaseCounts, ok: bool) {
+        let verdict = if ok { "done" } else { "FAILED" };
+        let line = format!(
+            "{}: {verdict}, {}/{} tasks in {:.1}s{}",
+            self.title,
+            counts.done,
+            counts.total,
+            self.started.elapsed().as_secs_f64(),
+            self.rate(counts.rows_done)
+        );
+        match self.bar {
+            Some(bar) => {
+                bar.finish_and_clear();
+                eprintln!("{line}");
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+-- Tables the pipeline owns, kept apart from the application in schema
+-- `pipeline`. Idempotent: run by every orchestrator start under an advisory
+-- transaction lock, so concurrent starts do not race.
+CREATE SCHEMA IF NOT EXISTS pipeline;
+
+-- One row per orchestrator command that runs revisions.
+CREATE TABLE IF NOT EXISTS pipeline.runs (
+    id           bigserial PRIMARY KEY,
+    command      text        NOT NULL,
+    requested_by text        NOT NULL,
+    status       text        NOT NULL DEFAULT 'running'
+                 CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+    error        text,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz
+);
+
+-- One row per attempt to move one revision in one direction. A failed one is
+-- resumed by the next command that asks for the same move: its done tasks
+-- stay done.
+CREATE TABLE IF NOT EXISTS pipeline.revision_runs (
+    id          bigserial PRIMARY KEY,
+    run_id      bigint      NOT NULL REFERENCES pipeline.runs (id),
+    revision    text        NOT NULL,
+    direction   text        NOT NULL CHECK (direction IN ('upgrade', 'downgrade', 'rerun')),
+    status      text        NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'done', 'failed', 'abandoned')),
+    phases      jsonb       NOT NULL,
+    options     jsonb       NOT NULL DEFAULT '{}',
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS pipeline.tasks (
+    id              bigserial PRIMARY KEY,
+    revision_run_id bigint      NOT NULL REFERENCES pipeline.revision_runs (id) ON DELETE CASCADE,
+    revision        text        NOT NULL,
+    phase           integer     NOT NULL,
+    role            text        NOT NULL,
+    kind            text        NOT NULL,
+    label           text        NOT NULL,
+    payload         jsonb       NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'queued', 'running', 'retrying', 'done', 'failed')),
+    attempts        integer     NOT NULL DEFAULT 0,
+    max_attempts    integer     NOT NULL,
+    last_error      text,
+    worker          text,
+    rows_done       bigint      NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    queued_at       timestamptz,
+    started_at      timestamptz,
+    finished_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS tasks_by_phase ON pipeline.tasks (revision_run_id, phase, status);
+
+-- Every revision applied or undone, when, and by which run.
+CREATE TABLE IF NOT EXISTS pipeline.revision_history (
+    id         bigserial PRIMARY KEY,
+    revision   text        NOT NULL,
+    direction  text        NOT NULL,
+    run_id     bigint      REFERENCES pipeline.runs (id),
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Exactly as Alembic keeps it.
+CREATE TABLE IF NOT EXISTS public.alembic_version (
+    version_num varchar(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Effects of the diagnostic no-op tasks (`orchestrator bench runtime
+-- --mark`): one row per completed task, written in the task's completing
+-- transaction, so a task whose effect happened twice shows up twice.
+CREATE TABLE IF NOT EXISTS pipeline.noop_marks (
+    task_id bigint      NOT NULL,
+    worker  text,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);

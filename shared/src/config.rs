@@ -1,0 +1,575 @@
+//! Configuration: one typed struct, read once at start from the environment
+//! and a `.env` file, then passed down. Nothing else in the tree calls
+//! `std::env::var`.
+//!
+//! Every setting is named after the environment variable that sets it, so an
+//! error can say exactly which variable is wrong. Secrets are wrapped in
+//! [`Secret`], whose `Debug` and `Display` never show the value, and URLs are
+//! shown with their password masked: `orchestrator config`, logs and errors
+//! can print a `Config` without leaking anything.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5433/agenticshop";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A value that must never be printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The real value, for the one place that sends it (an HTTP header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "(not set)" } else { "(set, redacted)" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A connection URL that may carry a password: shown with the password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        ConnectionUrl(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Masks the password of a URL; a string that does not parse as a URL is
+/// masked whole, since it may be anything.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(unparseable URL, redacted)".to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {variable} = {shown:?} is not valid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        shown: String,
+        reason: String,
+    },
+    #[error("configuration: {variable} must be set: {reason}")]
+    Missing {
+        variable: &'static str,
+        reason: String,
+    },
+    #[error("configuration: .env file at {path}: {reason}")]
+    DotEnv { path: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingProvider {
+    Local,
+    OpenAi,
+    AzureOpenAi,
+}
+
+impl FromStr for EmbeddingProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "openai" => Ok(Self::OpenAi),
+            "azure-openai" | "azure" => Ok(Self::AzureOpenAi),
+            _ => Err("expected one of: local, openai, azure-openai".into()),
+        }
+    }
+}
+
+impl fmt::Display for EmbeddingProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::OpenAi => "openai",
+            Self::AzureOpenAi => "azure-openai",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnIndex {
+    Hnsw,
+    IvfFlat,
+    DiskAnn,
+}
+
+impl FromStr for AnnIndex {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hnsw" => Ok(Self::Hnsw),
+            "ivfflat" => Ok(Self::IvfFlat),
+            "diskann" => Ok(Self::DiskAnn),
+            _ => Err("expected one of: hnsw, ivfflat, diskann".into()),
+        }
+    }
+}
+
+impl fmt::Display for AnnIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Hnsw => "hnsw",
+            Self::IvfFlat => "ivfflat",
+            Self::DiskAnn => "diskann",
+        })
+    }
+}
+
+/// Settings of the embedding revision and of `search`.
+#[derive(Debug, Clone)]
+pub struct EmbeddingConfig {
+    pub provider: EmbeddingProvider,
+    /// Model name (openai) or deployment name (azure-openai); informative for local.
+    pub model: String,
+    /// Folder holding the local model's files (`model.safetensors`, `tokenizer.json`, ...).
+    pub model_dir: PathBuf,
+    pub openai_base_url: String,
+    pub openai_api_key: Secret,
+    pub azure_endpoint: String,
+    pub azure_api_key: Secret,
+    pub azure_api_version: String,
+    /// Requested output dimensions (HTTP providers that support `dimensions`).
+    pub dimensions: Option<u32>,
+    /// Texts per provider request.
+    pub request_batch_size: usize,
+    /// Provider requests in flight per worker task.
+    pub requests_in_flight: usize,
+    /// Source rows per embed task.
+    pub task_rows: i64,
+    /// Threads for the local model (0: all cores).
+    pub local_threads: usize,
+    pub index: AnnIndex,
+    pub hnsw_m: u32,
+    pub hnsw_ef_construction: u32,
+    pub index_maintenance_work_mem: String,
+    pub products_table: String,
+    pub reviews_table: String,
+    pub http_timeout_secs: u64,
+    pub http_max_retries: u32,
+}
+
+/// Settings of the enrichment revision (read now so `config` shows them).
+#[derive(Debug, Clone)]
+pub struct EnrichmentConfig {
+    pub use_azure_ai: bool,
+    pub llm_model: String,
+    pub azure_api_version_llm: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: ConnectionUrl,
+    pub amqp_url: ConnectionUrl,
+    /// Prefix of every exchange and queue name; lets several pipelines (or
+    /// tests) share one broker without seeing each other's tasks.
+    pub queue_prefix: String,
+    pub data_dir: PathBuf,
+    /// Attempts per task before it is dead-lettered.
+    pub task_max_attempts: i32,
+    /// Tasks a worker process runs at once.
+    pub worker_concurrency: usize,
+    /// CSV records per seed task.
+    pub seed_task_rows: u64,
+    pub memory_table: String,
+    pub memory_dims: u32,
+    pub embedding: EmbeddingConfig,
+    pub enrichment: EnrichmentConfig,
+}
+
+/// Where settings come from: a snapshot of the process environment, merged
+/// with a `.env` file for names the environment does not set.
+pub struct Source {
+    values: BTreeMap<String, String>,
+}
+
+impl Source {
+    /// The process environment plus `.env` (from the current directory or
+    /// the file named by `ENV_FILE`), the environment winning.
+    pub fn from_process() -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let env_file = std::env::var("ENV_FILE").unwrap_or_else(|_| ".env".into());
+        let path = PathBuf::from(&env_file);
+        if path.exists() {
+            let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::DotEnv {
+                path: env_file.clone(),
+                reason: e.to_string(),
+            })?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| ConfigError::DotEnv {
+                    path: env_file.clone(),
+                    reason: e.to_string(),
+                })?;
+                values.insert(k, v);
+            }
+        }
+        for (k, v) in std::env::vars() {
+            values.insert(k, v);
+        }
+        Ok(Source { values })
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Source {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|s| s.as_str())
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    fn string(&self, name: &'static str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_string()
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
+                variable: name,
+                shown: raw.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn positive<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default + Copy,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse(name, default)?;
+        if value <= T::default() {
+            return Err(ConfigError::Invalid {
+                variable: name,
+                shown: self.get(name).unwrap_or_default().to_string(),
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|s| s.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    variable: name,
+                    shown: v,
+                    reason: "expected true or false".into(),
+                }),
+            },
+        }
+    }
+
+    fn identifier(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.string(name, default);
+        let valid = !value.is_empty()
+            && value.len() <= 58
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !value.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(ConfigError::Invalid {
+                variable: name,
+                shown: value,
+                reason: "expected a lower-case SQL identifier (a-z, 0-9, _; not starting with a digit; at most 58 characters)".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn url(&self, name: &'static str, value: String, schemes: &[&str]) -> Result<ConnectionUrl, ConfigError> {
+        match url::Url::parse(&value) {
+            Ok(parsed) if schemes.contains(&parsed.scheme()) => Ok(ConnectionUrl::new(value)),
+            Ok(parsed) => Err(ConfigError::Invalid {
+                variable: name,
+                shown: redact_url(&value),
+                reason: format!(
+                    "scheme {:?} is not one of {}",
+                    parsed.scheme(),
+                    schemes.join(", ")
+                ),
+            }),
+            Err(e) => Err(ConfigError::Invalid {
+                variable: name,
+                shown: "(redacted)".into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// `DATABASE_URL` when set, else one built from the original's `DB_*`
+    /// variables, else the default of the local setup script.
+    fn database_url(&self) -> Result<ConnectionUrl, ConfigError> {
+        if let Some(url) = self.get("DATABASE_URL") {
+            return self.url("DATABASE_URL", url.to_string(), &["postgres", "postgresql"]);
+        }
+        let any_db_var = ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"]
+            .iter()
+            .any(|n| self.get(n).is_some());
+        if !any_db_var {
+            return Ok(ConnectionUrl::new(DEFAULT_DATABASE_URL));
+        }
+        let host = self.string("DB_HOST", "127.0.0.1");
+        let port: u16 = self.parse("DB_PORT", 5432)?;
+        let user = self.string("DB_USER", "postgres");
+        let name = self.string("DB_NAME", "agenticshop");
+        let mut url = url::Url::parse("postgres://localhost").expect("static URL parses");
+        url.set_host(Some(&host)).map_err(|e| ConfigError::Invalid {
+            variable: "DB_HOST",
+            shown: host.clone(),
+            reason: e.to_string(),
+        })?;
+        let _ = url.set_port(Some(port));
+        let _ = url.set_username(&user);
+        if let Some(password) = self.get("DB_PASSWORD") {
+            let _ = url.set_password(Some(password));
+        }
+        url.set_path(&name);
+        Ok(ConnectionUrl::new(url.to_string()))
+    }
+}
+
+/// `$HOME/.cache/agenticshop/all-MiniLM-L6-v2`, where the setup script puts
+/// the local model.
+fn default_model_dir(src: &Source) -> PathBuf {
+    let home = src.get("HOME").unwrap_or("/root");
+    PathBuf::from(home).join(".cache/agenticshop/all-MiniLM-L6-v2")
+}
+
+impl Config {
+    /// Reads the configuration of this process (environment and `.env`).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_source(&Source::from_process()?)
+    }
+
+    pub fn from_source(src: &Source) -> Result<Config, ConfigError> {
+        let provider: EmbeddingProvider = src.parse("EMBEDDING_PROVIDER", EmbeddingProvider::Local)?;
+        let default_model = match provider {
+            EmbeddingProvider::Local => "all-MiniLM-L6-v2",
+            EmbeddingProvider::OpenAi | EmbeddingProvider::AzureOpenAi => "text-embedding-3-small",
+        };
+        let dimensions = match src.get("EMBEDDING_DIMENSIONS") {
+            None => None,
+            Some(_) => Some(src.positive::<u32>("EMBEDDING_DIMENSIONS", 1)?),
+        };
+        let embedding = EmbeddingConfig {
+            provider,
+            model: src.string("EMBEDDING_MODEL", default_model),
+            model_dir: src.get("EMBEDDING_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| default_model_dir(src)),
+            openai_base_url: src.string("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            openai_api_key: Secret::new(src.string("OPENAI_API_KEY", "")),
+            azure_endpoint: src.string("AZURE_OPENAI_ENDPOINT", ""),
+            azure_api_key: Secret::new(src.string("AZURE_OPENAI_API_KEY", "")),
+            azure_api_version: src.string("AZURE_API_VERSION_EMBEDDING_MODEL", "2024-02-01"),
+            dimensions,
+            request_batch_size: src.positive("EMBEDDING_BATCH_SIZE", 64usize)?,
+            requests_in_flight: src.positive("EMBEDDING_REQUESTS_IN_FLIGHT", 4usize)?,
+            task_rows: src.positive("EMBED_TASK_ROWS", 2000i64)?,
+            local_threads: src.parse("EMBEDDING_THREADS", 0usize)?,
+            index: src.parse("EMBEDDING_INDEX", AnnIndex::Hnsw)?,
+            hnsw_m: src.positive("HNSW_M", 16u32)?,
+            hnsw_ef_construction: src.positive("HNSW_EF_CONSTRUCTION", 64u32)?,
+            index_maintenance_work_mem: src.string("INDEX_MAINTENANCE_WORK_MEM", "1GB"),
+            products_table: src.identifier("DB_EMBEDDING_TABLE_FOR_PRODUCTS", "product_embeddings")?,
+            reviews_table: src.identifier("DB_EMBEDDING_TABLE_FOR_REVIEWS", "review_embeddings")?,
+            http_timeout_secs: src.positive("EMBEDDING_HTTP_TIMEOUT_SECS", 60u64)?,
+            http_max_retries: src.parse("EMBEDDING_HTTP_MAX_RETRIES", 6u32)?,
+        };
+        if embedding.provider == EmbeddingProvider::AzureOpenAi && embedding.azure_endpoint.is_empty() {
+            return Err(ConfigError::Missing {
+                variable: "AZURE_OPENAI_ENDPOINT",
+                reason: "EMBEDDING_PROVIDER=azure-openai needs the Azure OpenAI endpoint".into(),
+            });
+        }
+        let enrichment = EnrichmentConfig {
+            use_azure_ai: src.boolean("USE_AZURE_AI_FOR_REVIEWS", false)?,
+            llm_model: src.string("LLM_MODEL", "gpt-4o-mini"),
+            azure_api_version_llm: src.string("AZURE_API_VERSION_LLM", "2024-02-01"),
+        };
+        let amqp_url = src.url(
+            "AMQP_URL",
+            src.string("AMQP_URL", DEFAULT_AMQP_URL),
+            &["amqp", "amqps"],
+        )?;
+        let queue_prefix = src.string("QUEUE_PREFIX", "agenticshop");
+        if queue_prefix.is_empty()
+            || !queue_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return Err(ConfigError::Invalid {
+                variable: "QUEUE_PREFIX",
+                shown: queue_prefix,
+                reason: "expected letters, digits, '_', '-' or '.'".into(),
+            });
+        }
+        Ok(Config {
+            database_url: src.database_url()?,
+            amqp_url,
+            queue_prefix,
+            data_dir: PathBuf::from(src.string("DATA_DIR", "data")),
+            task_max_attempts: src.positive("TASK_MAX_ATTEMPTS", 3i32)?,
+            worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
+            seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
+            memory_table: src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?,
+            memory_dims: src.positive("MEM0_EMBEDDING_MODEL_DIMS", 384u32)?,
+            embedding,
+            enrichment,
+        })
+    }
+
+    /// The effective configuration as `(variable, shown value)` lines, every
+    /// secret redacted: what `orchestrator config` prints.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let e = &self.embedding;
+        vec![
+            ("DATABASE_URL", self.database_url.redacted()),
+            ("AMQP_URL", self.amqp_url.redacted()),
+            ("QUEUE_PREFIX", self.queue_prefix.clone()),
+            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("TASK_MAX_ATTEMPTS", self.task_max_attempts.to_string()),
+            ("WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
+            ("SEED_TASK_ROWS", self.seed_task_rows.to_string()),
+            ("MEM0_MEMORY_TABLE_NAME", self.memory_table.clone()),
+            ("MEM0_EMBEDDING_MODEL_DIMS", self.memory_dims.to_string()),
+            ("EMBEDDING_PROVIDER", e.provider.to_string()),
+            ("EMBEDDING_MODEL", e.model.clone()),
+            ("EMBEDDING_MODEL_DIR", e.model_dir.display().to_string()),
+            ("EMBEDDING_DIMENSIONS", e.dimensions.map(|d| d.to_string()).unwrap_or_else(|| "(provider default)".into())),
+            ("EMBEDDING_BATCH_SIZE", e.request_batch_size.to_string()),
+            ("EMBEDDING_REQUESTS_IN_FLIGHT", e.requests_in_flight.to_string()),
+            ("EMBED_TASK_ROWS", e.task_rows.to_string()),
+            ("EMBEDDING_THREADS", if e.local_threads == 0 { "(all cores)".into() } else { e.local_threads.to_string() }),
+            ("EMBEDDING_INDEX", e.index.to_string()),
+            ("HNSW_M", e.hnsw_m.to_string()),
+            ("HNSW_EF_CONSTRUCTION", e.hnsw_ef_construction.to_string()),
+            ("INDEX_MAINTENANCE_WORK_MEM", e.index_maintenance_work_mem.clone()),
+            ("DB_EMBEDDING_TABLE_FOR_PRODUCTS", e.products_table.clone()),
+            ("DB_EMBEDDING_TABLE_FOR_REVIEWS", e.reviews_table.clone()),
+            ("OPENAI_BASE_URL", redact_url(&e.openai_base_url)),
+            ("OPENAI_API_KEY", e.openai_api_key.to_string()),
+            ("AZURE_OPENAI_ENDPOINT", if e.azure_endpoint.is_empty() { "(not set)".into() } else { redact_url(&e.azure_endpoint) }),
+            ("AZURE_OPENAI_API_KEY", e.azure_api_key.to_string()),
+            ("AZURE_API_VERSION_EMBEDDING_MODEL", e.azure_api_version.clone()),
+            ("EMBEDDING_HTTP_TIMEOUT_SECS", e.http_timeout_secs.to_string()),
+            ("EMBEDDING_HTTP_MAX_RETRIES", e.http_max_retries.to_string()),
+            ("USE_AZURE_AI_FOR_REVIEWS", self.enrichment.use_azure_ai.to_string()),
+            ("LLM_MODEL", self.enrichment.llm_model.clone()),
+            ("AZURE_API_VERSION_LLM", self.enrichment.azure_api_version_llm.clone()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_variables_build_the_database_url_and_the_password_never_shows() {
+        let src = Source::from_pairs([
+            ("DB_HOST", "db.example"),
+            ("DB_PORT", "6543"),
+            ("DB_USER", "shop"),
+            ("DB_PASSWORD", "hunter2"),
+            ("DB_NAME", "shopdb"),
+        ]);
+        let config = Config::from_source(&src).unwrap();
+        assert_eq!(config.database_url.expose(), "postgres://shop:hunter2@db.example:6543/shopdb");
+        let printed = format!("{config:?} {:?}", config.describe());
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn a_malformed_setting_names_its_variable() {
+        let src = Source::from_pairs([("WORKER_CONCURRENCY", "lots")]);
+        let err = Config::from_source(&src).unwrap_err().to_string();
+        assert!(err.contains("WORKER_CONCURRENCY"), "{err}");
+        let src = Source::from_pairs([("DB_EMBEDDING_TABLE_FOR_REVIEWS", "x; drop table")]);
+        let err = Config::from_source(&src).unwrap_err().to_string();
+        assert!(err.contains("DB_EMBEDDING_TABLE_FOR_REVIEWS"), "{err}");
+        let src = Source::from_pairs([("AMQP_URL", "http://x")]);
+        let err = Config::from_source(&src).unwrap_err().to_string();
+        assert!(err.contains("AMQP_URL"), "{err}");
+    }
+
+    #[test]
+    fn api_keys_are_redacted_everywhere() {
+        let src = Source::from_pairs([
+            ("OPENAI_API_KEY", "sk-secret-123"),
+            ("AZURE_OPENAI_API_KEY", "az-secret-456"),
+            ("AMQP_URL", "amqp://user:pw-789@broker:5672/%2f"),
+        ]);
+        let config = Config::from_source(&src).unwrap();
+        let printed = format!("{config:?} {:?}", config.describe());
+        for secret in ["sk-secret-123", "az-secret-456", "pw-789"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The contract between the orchestrator and the workers: configuration,
+//! the revision catalogue, task messages, and the database and queue helpers
+//! both sides use. No role-specific logic lives here.
+
+pub mod catalogue;
+pub mod config;
+pub mod db;
+pub mod logging;
+pub mod queue;
+pub mod task;
+
+pub use catalogue::Role;
+pub use config::Config;

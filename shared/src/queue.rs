@@ -1,0 +1,289 @@
+//! The RabbitMQ side of the contract: names, topology, connecting with
+//! patience, and publishing with confirms.
+//!
+//! Topology, for a prefix `P` and each role `R`:
+//! - exchange `P.tasks` (direct, durable): routing key = role;
+//! - queue `P.R` (quorum): the work queue; a message rejected without requeue
+//!   (poison) or redelivered more than [`DELIVERY_LIMIT`] times is
+//!   dead-lettered through exchange `P.dead` into queue `P.R.dead` (quorum);
+//! - queues `P.R.retry.<ms>` (classic, durable, one per back-off step): a
+//!   failed task waits there for the queue's TTL, then is dead-lettered back
+//!   to `P.tasks` with routing key R. One queue per delay, because a classic
+//!   queue only expires messages at its head.
+//!
+//! Every declaration is idempotent, so both sides declare on every connect.
+
+use crate::catalogue::Role;
+use crate::config::Config;
+use crate::task::TaskMessage;
+use anyhow::{bail, Context};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::time::Duration;
+
+/// Deliveries of one message before the broker dead-letters it: a message
+/// that crashes every worker that takes it must not loop forever.
+pub const DELIVERY_LIMIT: i64 = 20;
+
+/// Back-off before attempt 2, 3, 4, ... of a failed task (the last step
+/// repeats).
+pub const RETRY_DELAYS: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(20),
+    Duration::from_secs(60),
+];
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    pub fn new(prefix: &str) -> Self {
+        Topology {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn from_config(config: &Config) -> Self {
+        Topology::new(&config.queue_prefix)
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}.tasks", self.prefix)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    pub fn work_queue(&self, role: Role) -> String {
+        format!("{}.{}", self.prefix, role)
+    }
+
+    pub fn dead_queue(&self, role: Role) -> String {
+        format!("{}.{}.dead", self.prefix, role)
+    }
+
+    pub fn retry_queue(&self, role: Role, delay: Duration) -> String {
+        format!("{}.{}.retry.{}ms", self.prefix, role, delay.as_millis())
+    }
+
+    /// The delay before the next attempt, after `attempts` failed ones.
+    pub fn retry_delay(attempts: i32) -> Duration {
+        let step = (attempts.max(1) - 1) as usize;
+        RETRY_DELAYS[step.min(RETRY_DELAYS.len() - 1)]
+    }
+
+    /// Every queue of the topology (for tests and clean-up).
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for role in Role::ALL {
+            names.push(self.work_queue(role));
+            names.push(self.dead_queue(role));
+            for delay in RETRY_DELAYS {
+                names.push(self.retry_queue(role, delay));
+            }
+        }
+        names
+    }
+
+    /// Declares exchanges, queues and bindings.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable_exchange = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Direct,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.dead_letter_exchange().into(),
+                ExchangeKind::Direct,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        for role in Role::ALL {
+            let mut work_args = FieldTable::default();
+            work_args.insert("x-queue-type".into(), long_string("quorum"));
+            work_args.insert("x-dead-letter-exchange".into(), long_string(&self.dead_letter_exchange()));
+            work_args.insert("x-dead-letter-routing-key".into(), long_string(role.as_str()));
+            work_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+            channel
+                .queue_declare(self.work_queue(role).into(), durable, work_args)
+                .await?;
+            channel
+                .queue_bind(
+                    self.work_queue(role).into(),
+                    self.exchange().into(),
+                    role.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+
+            let mut dead_args = FieldTable::default();
+            dead_args.insert("x-queue-type".into(), long_string("quorum"));
+            channel
+                .queue_declare(self.dead_queue(role).into(), durable, dead_args)
+                .await?;
+            channel
+                .queue_bind(
+                    self.dead_queue(role).into(),
+                    self.dead_letter_exchange().into(),
+                    role.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+
+            for delay in RETRY_DELAYS {
+                let mut retry_args = FieldTable::default();
+                retry_args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+                retry_args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange()));
+                retry_args.insert("x-dead-letter-routing-key".into(), long_string(role.as_str()));
+                channel
+                    .queue_declare(self.retry_queue(role, delay).into(), durable, retry_args)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// Opens a connection, retrying with back-off for up to `patience` (the
+/// broker may be starting or restarting). The URL is never logged with its
+/// password.
+pub async fn connect(config: &Config, name: &str, patience: Duration) -> anyhow::Result<Connection> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        match Connection::connect(config.amqp_url.expose(), properties).await {
+            Ok(connection) => return Ok(connection),
+            Err(e) if started.elapsed() < patience => {
+                tracing::warn!("broker at {} not reachable ({e}); retrying in {delay:?}", config.amqp_url);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot connect to the broker at {}", config.amqp_url)))
+            }
+        }
+    }
+}
+
+/// A channel in confirm mode: a publish returns only once the broker has
+/// the message.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+    topology: Topology,
+}
+
+impl Publisher {
+    pub async fn open(connection: &Connection, topology: Topology) -> anyhow::Result<Publisher> {
+        let channel = connection.create_channel().await.context("opening a channel")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("enabling publisher confirms")?;
+        topology.declare(&channel).await.context("declaring the queue topology")?;
+        Ok(Publisher { channel, topology })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Publishes every message to its role's work queue and waits until the
+    /// broker confirms them all.
+    pub async fn publish_tasks(&self, messages: &[TaskMessage]) -> anyhow::Result<()> {
+        let exchange = self.topology.exchange();
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    message.role.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &message.to_bytes(),
+                    persistent(message),
+                )
+                .await
+                .with_context(|| format!("publishing task {}", message.task_id))?;
+            confirms.push((message.task_id, confirm));
+        }
+        for (task_id, confirm) in confirms {
+            let confirmation = confirm
+                .await
+                .with_context(|| format!("waiting for the broker to confirm task {task_id}"))?;
+            if confirmation.is_nack() {
+                bail!("the broker refused task {task_id} (nack)");
+            }
+            if confirmation.take_message().is_some() {
+                bail!("the broker could not route task {task_id}: is the topology declared?");
+            }
+        }
+        Ok(())
+    }
+
+    /// Parks a failed task in the delay queue for its next attempt.
+    pub async fn publish_retry(&self, message: &TaskMessage, delay: Duration) -> anyhow::Result<()> {
+        let queue = self.topology.retry_queue(message.role, delay);
+        let confirmation = self
+            .channel
+            .basic_publish(
+                ShortString::from(""),
+                queue.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &message.to_bytes(),
+                persistent(message),
+            )
+            .await
+            .with_context(|| format!("publishing task {} to {queue}", message.task_id))?
+            .await
+            .with_context(|| format!("waiting for the broker to confirm task {} in {queue}", message.task_id))?;
+        if confirmation.is_nack() {
+            bail!("the broker refused task {} for {queue}", message.task_id);
+        }
+        Ok(())
+    }
+}
+
+fn persistent(message: &TaskMessage) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(message.task_id.to_string().into())
+}

@@ -1,0 +1,95 @@
+//! Task messages and task states.
+//!
+//! A message carries only what a worker needs to find its task row and to
+//! route it: the database is the source of truth for the task's payload,
+//! status and attempts, so a message published twice, or redelivered after a
+//! crash, never carries stale state.
+
+use crate::catalogue::{self, Role};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskMessage {
+    pub task_id: i64,
+    pub revision: String,
+    pub role: Role,
+    pub kind: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("message body is not a task: {0}")]
+    Malformed(String),
+    #[error("message names unknown revision {0:?}")]
+    UnknownRevision(String),
+    #[error("message for role {message} arrived on the {queue} queue")]
+    WrongQueue { message: Role, queue: Role },
+}
+
+impl TaskMessage {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a task message always serialises")
+    }
+
+    /// Parses and checks a delivery from the queue of `queue_role`.
+    pub fn parse(body: &[u8], queue_role: Role) -> Result<TaskMessage, MessageError> {
+        let msg: TaskMessage =
+            serde_json::from_slice(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if catalogue::find(&msg.revision).is_none() && msg.revision != catalogue::BENCH_NOOP {
+            return Err(MessageError::UnknownRevision(msg.revision));
+        }
+        if msg.role != queue_role {
+            return Err(MessageError::WrongQueue {
+                message: msg.role,
+                queue: queue_role,
+            });
+        }
+        Ok(msg)
+    }
+}
+
+/// States of a task row (`pipeline.tasks.status`).
+pub mod status {
+    /// Planned, not yet published.
+    pub const PENDING: &str = "pending";
+    /// Published to its role's queue.
+    pub const QUEUED: &str = "queued";
+    /// Claimed by a worker, which holds the task's advisory lock.
+    pub const RUNNING: &str = "running";
+    /// Failed an attempt; waiting in a delay queue for the next.
+    pub const RETRYING: &str = "retrying";
+    pub const DONE: &str = "done";
+    /// Used all its attempts; its message is in the dead-letter queue.
+    pub const FAILED: &str = "failed";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poison_bodies_are_rejected_with_a_reason() {
+        assert!(matches!(
+            TaskMessage::parse(b"not json", Role::Seed),
+            Err(MessageError::Malformed(_))
+        ));
+        let unknown = br#"{"task_id":1,"revision":"deadbeef","role":"seed","kind":"x"}"#;
+        assert!(matches!(
+            TaskMessage::parse(unknown, Role::Seed),
+            Err(MessageError::UnknownRevision(_))
+        ));
+        let wrong_role = br#"{"task_id":1,"revision":"1b33292593a9","role":"oracle","kind":"x"}"#;
+        assert!(matches!(
+            TaskMessage::parse(wrong_role, Role::Seed),
+            Err(MessageError::Malformed(_))
+        ));
+        let ok = TaskMessage {
+            task_id: 7,
+            revision: catalogue::SCHEMA.into(),
+            role: Role::Seed,
+            kind: "upgrade".into(),
+        };
+        assert_eq!(TaskMessage::parse(&ok.to_bytes(), Role::Seed).unwrap(), ok);
+    }
+}
