@@ -19,8 +19,10 @@
 //! Failures: an executor error counts an attempt; before the last attempt
 //! the message is parked in a delay queue (exponential back-off) and acked;
 //! after it the task is marked failed and the message rejected, so the
-//! broker dead-letters it. Messages that are not tasks at all are rejected
-//! at once, with a log line saying why.
+//! broker dead-letters it. An error marked [`Permanent`] (bad input that no
+//! retry can fix) skips the retries and fails the task at once. Messages
+//! that are not tasks at all are rejected at once, with a log line saying
+//! why.
 //!
 //! Connections: a lost broker connection ends the consumers; the runtime
 //! reconnects with back-off and consumes again, while tasks in hand finish
@@ -110,6 +112,31 @@ async fn notify(conn: &mut PgConnection, revision_run_id: i64) -> anyhow::Result
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// An error that another attempt cannot cure (bad input data, a missing
+/// file): the runtime fails the task at once instead of retrying it.
+/// Executors return it with `Err(Permanent::new(reason).into())`, possibly
+/// wrapped in context; the runtime looks for it anywhere in the chain.
+#[derive(Debug)]
+pub struct Permanent(String);
+
+impl Permanent {
+    pub fn new(reason: impl Into<String>) -> Permanent {
+        Permanent(reason.into())
+    }
+}
+
+impl std::fmt::Display for Permanent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Permanent {}
+
+fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.is::<Permanent>())
 }
 
 /// What an executor gets: its task, the connection that holds the claim (run
@@ -476,7 +503,7 @@ async fn run_claimed(
         }
         Err(e) => {
             let error = format!("{e:#}");
-            if attempt < max_attempts {
+            if attempt < max_attempts && !is_permanent(&e) {
                 let delay = Topology::retry_delay(attempt);
                 tracing::warn!(
                     "task {} ({} {}) attempt {attempt}/{max_attempts} failed: {error}; retrying in {delay:?}",
@@ -489,7 +516,7 @@ async fn run_claimed(
                 Ok(Outcome::Retrying)
             } else {
                 tracing::error!(
-                    "task {} ({} {}) failed after {attempt} attempts: {error}",
+                    "task {} ({} {}) failed after {attempt} attempt(s): {error}",
                     task.id,
                     task.revision,
                     task.kind

@@ -1,0 +1,564 @@
+//! The backbone against the real PostgreSQL and RabbitMQ: the schema
+//! revision both ways, exactly-once effects under duplicates and crashes,
+//! the run lock, broker reconnection, poison messages, and continuing a
+//! database that Alembic started.
+
+use integration_tests::{amqp_url, assert_success, text, TestEnv};
+use nix::sys::signal::Signal;
+use shared::catalogue::Role;
+use shared::queue::Topology;
+use shared::task::TaskMessage;
+use std::time::Duration;
+
+const SCHEMA: &str = "1b33292593a9";
+
+/// Every column of the application tables as `table.column type [not null] [default ...]`.
+async fn columns(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND c.relname <> 'alembic_version'
+          ORDER BY c.relname, a.attnum",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// Every constraint as `table name definition`.
+async fn constraints(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT cl.relname || ' ' || co.conname || ' ' || pg_get_constraintdef(co.oid)
+           FROM pg_constraint co
+           JOIN pg_class cl ON cl.oid = co.conrelid
+           JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = 'public'
+          WHERE cl.relname <> 'alembic_version'
+          ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+async fn indexes(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT tablename || ' ' || indexdef FROM pg_indexes
+          WHERE schemaname = 'public' AND indexname LIKE 'ix\\_%' ORDER BY indexname",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+async fn enum_labels(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT e.enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+          WHERE t.typname = 'personalized_product_section_status' ORDER BY e.enumsortorder",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+fn lines(spec: &str) -> Vec<String> {
+    let mut v: Vec<String> = spec.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    v.sort();
+    v
+}
+
+const EXPECTED_COLUMNS: &str = "
+    features.id integer not null default nextval('features_id_seq'::regclass)
+    features.feature_name character varying(255) not null
+    features.categories jsonb not null
+    personalized_product_section.product_id integer not null
+    personalized_product_section.user_id integer not null
+    personalized_product_section.personalization jsonb
+    personalized_product_section.status personalized_product_section_status not null
+    personalized_product_section.phoenix_trace_id character varying(128)
+    personalized_product_section.created_at timestamp with time zone default now()
+    product.id integer not null default nextval('product_id_seq'::regclass)
+    product.name character varying
+    product.category character varying
+    product.price numeric(10,2)
+    product.brand character varying(64)
+    product.description text
+    product.specifications jsonb
+    product.created_at timestamp with time zone default now()
+    product_features.id integer not null default nextval('product_features_id_seq'::regclass)
+    product_features.product_id integer not null
+    product_features.feature_id integer not null
+    product_image.id integer not null default nextval('product_image_id_seq'::regclass)
+    product_image.product_id integer
+    product_image.image_url text not null
+    product_image.created_at timestamp with time zone default now()
+    review.id integer not null default nextval('review_id_seq'::regclass)
+    review.product_id integer
+    review.user_name character varying(255)
+    review.review_text text
+    review.rating numeric(5,2)
+    review.feature_id integer
+    review.sentiment text
+    review.created_at timestamp with time zone default now()
+    users.id integer not null default nextval('users_id_seq'::regclass)
+    users.first_name character varying(255)
+    users.last_name character varying(255)
+    users.city character varying(255)
+    users.gender character varying(64)
+    users.age integer
+    users.avatar_url text
+    users.hobbies character varying[]
+    users.search_history character varying[]
+    users.lifestyle_preferences character varying[]
+    users.location character varying
+    variant_attributes.id integer not null default nextval('variant_attributes_id_seq'::regclass)
+    variant_attributes.product_id integer not null
+    variant_attributes.variant_id integer not null
+    variant_attributes.attribute_name character varying(128) not null
+    variant_attributes.attribute_value character varying(128) not null
+    variants.id integer not null default nextval('variants_id_seq'::regclass)
+    variants.product_id integer not null
+    variants.price numeric(10,2) not null
+    variants.in_stock integer not null
+";
+
+/// Constraints; primary keys and anonymous foreign keys are matched by
+/// definition (their names are PostgreSQL's defaults, as with Alembic).
+const EXPECTED_CONSTRAINTS: &str = "
+    features features_feature_name_key UNIQUE (feature_name)
+    features features_pkey PRIMARY KEY (id)
+    personalized_product_section personalized_product_section_pkey PRIMARY KEY (product_id, user_id)
+    personalized_product_section personalized_product_section_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
+    personalized_product_section personalized_product_section_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+    product product_pkey PRIMARY KEY (id)
+    product_features product_features_feature_id_fkey FOREIGN KEY (feature_id) REFERENCES features(id) ON DELETE CASCADE
+    product_features product_features_pkey PRIMARY KEY (id)
+    product_features product_features_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
+    product_features uq_product_feature UNIQUE (product_id, feature_id)
+    product_image product_image_pkey PRIMARY KEY (id)
+    product_image product_image_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
+    review fk_review_feature FOREIGN KEY (feature_id) REFERENCES features(id) ON DELETE SET NULL
+    review review_pkey PRIMARY KEY (id)
+    review review_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
+    users users_pkey PRIMARY KEY (id)
+    variant_attributes variant_attributes_pkey PRIMARY KEY (id)
+    variant_attributes variant_attributes_variant_id_fkey FOREIGN KEY (variant_id) REFERENCES variants(id) ON DELETE CASCADE
+    variants variants_pkey PRIMARY KEY (id)
+    variants variants_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
+";
+
+const EXPECTED_INDEXES: &str = "
+    product CREATE INDEX ix_product_id ON public.product USING btree (id)
+    product_image CREATE INDEX ix_product_image_id ON public.product_image USING btree (id)
+    review CREATE INDEX ix_review_id ON public.review USING btree (id)
+    users CREATE INDEX ix_users_id ON public.users USING btree (id)
+    variant_attributes CREATE INDEX ix_variant_attributes_id ON public.variant_attributes USING btree (id)
+    variants CREATE INDEX ix_variants_id ON public.variants USING btree (id)
+";
+
+async fn current(env: &TestEnv) -> String {
+    let out = env.orchestrator(&["current"]).await;
+    assert_success(&out);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_nothing() {
+    let mut env = TestEnv::new("schema_up_down").await;
+    env.start_worker(&["--role", "seed"]);
+    for round in 1..=2 {
+        assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+        assert_eq!(current(&env).await, format!("{SCHEMA} (schema)"), "round {round}");
+        let mut got = columns(&env).await;
+        got.sort();
+        assert_eq!(got, lines(EXPECTED_COLUMNS), "round {round}: columns");
+        assert_eq!(constraints(&env).await, lines(EXPECTED_CONSTRAINTS), "round {round}: constraints");
+        assert_eq!(indexes(&env).await, lines(EXPECTED_INDEXES), "round {round}: indexes");
+        assert_eq!(enum_labels(&env).await, ["pending", "running", "done", "failed"], "round {round}: enum");
+
+        assert_success(&env.orchestrator(&["downgrade", "base"]).await);
+        assert_eq!(current(&env).await, "(base)");
+        assert!(columns(&env).await.is_empty(), "round {round}: tables left after downgrade");
+        assert!(enum_labels(&env).await.is_empty(), "round {round}: enum left after downgrade");
+    }
+    let history = env.orchestrator(&["history"]).await;
+    assert_success(&history);
+    assert!(String::from_utf8_lossy(&history.stdout).contains("not applied"));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
+    let env = TestEnv::new("unavailable").await;
+    let unavailable = shared::catalogue::REVISIONS.iter().find(|r| !r.available);
+    let Some(unavailable) = unavailable else {
+        // Every revision ships: nothing to refuse.
+        env.cleanup().await;
+        return;
+    };
+    let out = env.orchestrator(&["upgrade", "head"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not available in this version"), "{stderr}");
+    assert!(stderr.contains(unavailable.id), "{stderr}");
+    // Nothing was done: not even the pipeline's own tables.
+    let touched: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.runs') IS NOT NULL OR to_regclass('public.product') IS NOT NULL")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(!touched, "upgrade to an unavailable revision changed the database");
+    env.cleanup().await;
+}
+
+/// Runs `bench runtime` with workers started by the test, returning the
+/// orchestrator's child process.
+fn start_noop_run(env: &TestEnv, tasks: usize, sleep_ms: u64) -> tokio::process::Child {
+    env.spawn_orchestrator(&[
+        "bench",
+        "runtime",
+        "--tasks",
+        &tasks.to_string(),
+        "--workers",
+        "0",
+        "--sleep-ms",
+        &sleep_ms.to_string(),
+        "--mark",
+    ])
+}
+
+async fn marks(env: &TestEnv) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or((0, 0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_message_published_twice_has_its_effect_once() {
+    let mut env = TestEnv::new("published_twice").await;
+    // Plan and publish the schema task with no worker running, then publish
+    // the very same message again.
+    let orchestrator = env.spawn_orchestrator(&["upgrade", SCHEMA]);
+    let pool = env.pool.clone();
+    env.eventually("the schema task to be queued", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n == 1)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let (task_id,): (i64,) = sqlx::query_as("SELECT id FROM pipeline.tasks").fetch_one(&env.pool).await.unwrap();
+    let duplicate = TaskMessage {
+        task_id,
+        revision: SCHEMA.into(),
+        role: Role::Seed,
+        kind: "upgrade".into(),
+    };
+    env.publish_raw(Role::Seed, &duplicate.to_bytes()).await.unwrap();
+    assert_eq!(env.queue_depth(&env.topology().work_queue(Role::Seed)).await.unwrap(), 2);
+
+    env.start_worker(&["--role", "all"]);
+    let out = tokio::time::timeout(Duration::from_secs(120), orchestrator.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&out);
+    // Both deliveries consumed; the DDL ran once (a second run would have
+    // failed on "already exists" and left an error and a second attempt).
+    let queue = env.topology().work_queue(Role::Seed);
+    let pool = env.pool.clone();
+    env.eventually("the duplicate to be consumed", Duration::from_secs(30), || {
+        let queue = queue.clone();
+        let env = &env;
+        async move { env.queue_depth(&queue).await.unwrap() == 0 }
+    })
+    .await;
+    let (status, attempts, error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT status, attempts, last_error FROM pipeline.tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts, error), ("done", 1, None));
+    assert_eq!(env.queue_depth(&env.topology().dead_queue(Role::Seed)).await.unwrap(), 0);
+
+    // The same with a visible effect per task: while 30 slow no-op tasks
+    // run, every one of their messages is published a second time.
+    let run = start_noop_run(&env, 30, 200);
+    let pool = env.pool.clone();
+    env.eventually("the no-op tasks to be queued", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n == 30)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let tasks: Vec<(i64, String)> = sqlx::query_as("SELECT id, role FROM pipeline.tasks WHERE kind = 'noop'")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    for (task_id, role) in tasks {
+        let role: Role = role.parse().unwrap();
+        let again = TaskMessage {
+            task_id,
+            revision: shared::catalogue::BENCH_NOOP.into(),
+            role,
+            kind: "noop".into(),
+        };
+        env.publish_raw(role, &again.to_bytes()).await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&out);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(marks(&env).await, (30, 30));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
+    let mut env = TestEnv::new("sigkill").await;
+    let victim = env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let run = start_noop_run(&env, 24, 1500);
+    let pool = env.pool.clone();
+    env.eventually("the worker to be in the middle of tasks", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'running'")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n >= 2)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    env.signal_worker(victim, Signal::SIGKILL);
+    env.wait_worker(victim, Duration::from_secs(10)).await;
+    // Another worker finishes the job.
+    env.start_worker(&["--role", "all", "--concurrency", "8"]);
+    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&out);
+    assert_eq!(marks(&env).await, (24, 24), "every task's effect exactly once");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
+    let mut env = TestEnv::new("sigterm").await;
+    let worker = env.start_worker(&["--role", "all", "--concurrency", "2"]);
+    let run = start_noop_run(&env, 6, 2000);
+    let pool = env.pool.clone();
+    env.eventually("tasks to be running", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'running'")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n >= 1)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    env.signal_worker(worker, Signal::SIGTERM);
+    assert_eq!(env.wait_worker(worker, Duration::from_secs(30)).await, Some(0), "exit code after SIGTERM");
+    let (done, running): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'running') FROM pipeline.tasks",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(done >= 1, "the tasks in hand were finished");
+    assert_eq!(running, 0, "nothing left claimed by the stopped worker");
+    env.start_worker(&["--role", "all"]);
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&out);
+    assert_eq!(marks(&env).await, (6, 6));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
+    let mut env = TestEnv::new("run_lock").await;
+    // No worker yet: the first upgrade holds the lock while it waits.
+    let first = env.spawn_orchestrator(&["upgrade", SCHEMA]);
+    let pool = env.pool.clone();
+    env.eventually("the first run to hold the lock", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n == 1)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let refused = env.orchestrator(&["upgrade", SCHEMA, "--no-wait"]).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run lock"), "{}", text(&refused));
+
+    let waiting = env.spawn_orchestrator(&["upgrade", SCHEMA]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.start_worker(&["--role", "seed"]);
+    let first = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&first);
+    let waiting = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&waiting);
+    let stderr = String::from_utf8_lossy(&waiting.stderr);
+    assert!(stderr.contains("waiting"), "{stderr}");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM pipeline.tasks").fetch_one(&env.pool).await.unwrap();
+    assert_eq!(tasks, 1, "the second upgrade planned nothing");
+    env.cleanup().await;
+}
+
+/// Connection names known to the broker, by `rabbitmqctl`.
+fn broker_connections() -> Vec<(String, String)> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pid, props) = line.split_once('\t')?;
+            Some((pid.trim().to_string(), props.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_completes() {
+    if !amqp_url().contains("127.0.0.1") && !amqp_url().contains("localhost") {
+        panic!("this test closes connections with rabbitmqctl and needs the local broker");
+    }
+    let mut env = TestEnv::new("broker_drop").await;
+    env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let run = start_noop_run(&env, 40, 300);
+    let pool = env.pool.clone();
+    env.eventually("the run to be under way", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'done'")
+                .fetch_one(&pool)
+                .await
+                .map(|n| n >= 4)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let worker_tag = format!("worker {}", env.queue_prefix);
+    let victims: Vec<String> = broker_connections()
+        .into_iter()
+        .filter(|(_, props)| props.contains(&worker_tag))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert!(!victims.is_empty(), "the worker's connection is listed by the broker");
+    for pid in &victims {
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "closed by the broker-drop test"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&out);
+    assert_eq!(marks(&env).await, (40, 40));
+    assert!(
+        broker_connections().iter().any(|(pid, props)| props.contains(&worker_tag) && !victims.contains(pid)),
+        "the worker opened a new connection"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_end_in_the_dead_letter_queue_without_looping() {
+    let mut env = TestEnv::new("poison").await;
+    env.start_worker(&["--role", "seed"]);
+    env.publish_raw(Role::Seed, b"this is not json").await.unwrap();
+    env.publish_raw(Role::Seed, br#"{"task_id":1,"revision":"0000deadbeef","role":"seed","kind":"upgrade"}"#)
+        .await
+        .unwrap();
+    env.publish_raw(Role::Seed, br#"{"task_id":1,"revision":"1b33292593a9","role":"oracle","kind":"upgrade"}"#)
+        .await
+        .unwrap();
+    let dead = env.topology().dead_queue(Role::Seed);
+    let work = env.topology().work_queue(Role::Seed);
+    env.eventually("three messages in the dead-letter queue", Duration::from_secs(30), || {
+        let (dead, env) = (dead.clone(), &env);
+        async move { env.queue_depth(&dead).await.unwrap() == 3 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.queue_depth(&work).await.unwrap(), 0, "nothing requeued");
+    assert_eq!(env.queue_depth(&dead).await.unwrap(), 3, "each poison message dead-lettered once");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_alembic_started_is_continued() {
+    let mut env = TestEnv::new("alembic_started").await;
+    // What the original leaves: its schema and alembic_version at 1b33292593a9.
+    sqlx::raw_sql(include_str!("../../workers/sql/1b33292593a9.upgrade.sql"))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE alembic_version (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+         INSERT INTO alembic_version VALUES ('1b33292593a9');",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(current(&env).await, format!("{SCHEMA} (schema)"));
+    let history = env.orchestrator(&["history"]).await;
+    assert_success(&history);
+    let history = String::from_utf8_lossy(&history.stdout).to_string();
+    let schema_line = history.lines().find(|l| l.contains(SCHEMA)).unwrap();
+    assert!(schema_line.contains("applied") && !schema_line.contains("not applied"), "{history}");
+
+    let out = env.orchestrator(&["upgrade", SCHEMA]).await;
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"), "{}", text(&out));
+    // And it can be undone from here.
+    env.start_worker(&["--role", "seed"]);
+    assert_success(&env.orchestrator(&["downgrade", "base"]).await);
+    let left: Option<String> = sqlx::query_scalar("SELECT version_num FROM alembic_version").fetch_optional(&env.pool).await.unwrap();
+    assert_eq!(left, None);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_prints_every_setting_with_secrets_redacted() {
+    let mut env = TestEnv::new("config").await;
+    env.set_env("OPENAI_API_KEY", "sk-test-must-not-show");
+    env.set_env("DATABASE_URL", "postgres://shop:pg-password-must-not-show@127.0.0.1:5433/x");
+    let out = env.orchestrator(&["config"]).await;
+    assert_success(&out);
+    let all = text(&out);
+    assert!(!all.contains("sk-test-must-not-show") && !all.contains("pg-password-must-not-show"), "{all}");
+    assert!(all.contains("OPENAI_API_KEY") && all.contains("(set, redacted)"), "{all}");
+
+    env.set_env("WORKER_CONCURRENCY", "many");
+    let out = env.orchestrator(&["config"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WORKER_CONCURRENCY"), "{}", text(&out));
+    let help = env.orchestrator(&["--help"]).await;
+    assert!(!text(&help).contains("sk-test-must-not-show"));
+    env.cleanup().await;
+}
+
+#[test]
+fn retry_delays_grow() {
+    assert!(Topology::retry_delay(1) < Topology::retry_delay(2));
+    assert!(Topology::retry_delay(2) < Topology::retry_delay(3));
+    assert_eq!(Topology::retry_delay(50), Topology::retry_delay(4));
+}
