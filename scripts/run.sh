@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts the local services (scripts/services.sh), builds the binaries and runs
-# `orchestrator upgrade head` with two local worker processes:
+# `orchestrator upgrade` with two local worker processes:
 #
-#   bash scripts/run.sh                 # extra arguments go to `orchestrator upgrade head`
+#   bash scripts/run.sh                 # extra arguments go to `orchestrator upgrade`
+#   TARGET=head bash scripts/run.sh     # the target; default `latest`: the last
+#                                       # revision this version can run (= head
+#                                       # once every revision ships)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,5 +20,6 @@ set +a
 echo "[run] cargo build --release --bins"
 cargo build --release --bins
 target_dir="${CARGO_TARGET_DIR:-$REPO/target}"
-echo "[run] orchestrator upgrade head --with-workers 2 $*"
-exec "$target_dir/release/orchestrator" upgrade head --with-workers 2 "$@"
+target="${TARGET:-latest}"
+echo "[run] orchestrator upgrade $target --with-workers 2 $*"
+exec "$target_dir/release/orchestrator" upgrade "$target" --with-workers 2 "$@"

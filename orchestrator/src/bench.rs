@@ -18,6 +18,8 @@ pub struct NoopWork {
     pub sleep_ms: u64,
     /// Write a row per task into `pipeline.noop_marks` (see the worker's `noop`).
     pub mark: bool,
+    /// Attempts each task fails on purpose before it succeeds.
+    pub fail_attempts: i32,
 }
 
 /// With `workers == 0` no local worker is started: workers started
@@ -48,11 +50,22 @@ pub async fn runtime(
     let roles = Role::ALL;
     let planned: Vec<PlannedTask> = (0..tasks)
         .map(|i| {
-            let payload = serde_json::json!({"sleep_ms": work.sleep_ms, "mark": work.mark});
-            PlannedTask::new(roles[i % roles.len()], "noop", format!("no-op {i}"), payload)
+            let payload = serde_json::json!({
+                "sleep_ms": work.sleep_ms,
+                "mark": work.mark,
+                "fail_attempts": work.fail_attempts,
+            });
+            PlannedTask::new(
+                roles[i % roles.len()],
+                "noop",
+                format!("no-op {i}"),
+                payload,
+            )
         })
         .collect();
-    let revision_run_id = driver.store_adhoc(BENCH_NOOP, &[Phase::new("no-op", planned)]).await?;
+    let revision_run_id = driver
+        .store_adhoc(BENCH_NOOP, &[Phase::new("no-op", planned)])
+        .await?;
     let planned_at = started.elapsed();
     let result = driver.run_phase(revision_run_id, 0, "bench no-op").await;
     let elapsed = started.elapsed();
@@ -84,7 +97,12 @@ pub async fn runtime(
     println!("runtime benchmark: {tasks} no-op tasks, {workers} worker process(es)");
     println!("  plan + store:          {:.2} s", planned_at.as_secs_f64());
     println!("  plan to phase done:    {:.2} s", elapsed.as_secs_f64());
-    println!("  throughput:            {:.0} tasks/s", tasks as f64 / elapsed.as_secs_f64());
-    println!("  publish to completion: median {median_ms:.1} ms, p99 {p99_ms:.1} ms, max {max_ms:.1} ms");
+    println!(
+        "  throughput:            {:.0} tasks/s",
+        tasks as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  publish to completion: median {median_ms:.1} ms, p99 {p99_ms:.1} ms, max {max_ms:.1} ms"
+    );
     Ok(())
 }

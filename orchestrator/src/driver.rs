@@ -26,7 +26,7 @@ use shared::task::TaskMessage;
 use shared::Config;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How often the wait loop looks at the task table when no notification
@@ -61,8 +61,14 @@ impl Broker {
     async fn publisher(&mut self) -> anyhow::Result<&Publisher> {
         let alive = self.publisher.as_ref().is_some_and(|p| p.is_connected());
         if !alive {
-            let connection = shared::queue::connect(&self.config, &format!("orchestrator {}", self.config.queue_prefix), Duration::from_secs(120)).await?;
-            let publisher = Publisher::open(&connection, Topology::from_config(&self.config)).await?;
+            let connection = shared::queue::connect(
+                &self.config,
+                &format!("orchestrator {}", self.config.queue_prefix),
+                Duration::from_secs(120),
+            )
+            .await?;
+            let publisher =
+                Publisher::open(&connection, Topology::from_config(&self.config)).await?;
             self.connection = Some(connection);
             self.publisher = Some(publisher);
         }
@@ -83,7 +89,9 @@ impl Broker {
             match attempt {
                 Ok(()) => return Ok(()),
                 Err(e) if started.elapsed() < Duration::from_secs(300) => {
-                    tracing::warn!("publishing failed ({e:#}); reconnecting to the broker in {delay:?}");
+                    tracing::warn!(
+                        "publishing failed ({e:#}); reconnecting to the broker in {delay:?}"
+                    );
                     self.publisher = None;
                     self.connection = None;
                     tokio::time::sleep(delay).await;
@@ -119,18 +127,22 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
     let requested_by = format!(
         "{}@{} pid {}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(),
+        std::fs::read_to_string("/etc/hostname")
+            .unwrap_or_default()
+            .trim(),
         std::process::id()
     );
     // A run left 'running' by an orchestrator that died is over.
     sqlx::query("UPDATE pipeline.runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'")
         .execute(&pool)
         .await?;
-    let run_id: i64 = sqlx::query_scalar("INSERT INTO pipeline.runs (command, requested_by) VALUES ($1, $2) RETURNING id")
-        .bind(&options.command)
-        .bind(requested_by)
-        .fetch_one(&pool)
-        .await?;
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO pipeline.runs (command, requested_by) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(&options.command)
+    .bind(requested_by)
+    .fetch_one(&pool)
+    .await?;
     let listener = match PgListener::connect_with(&pool).await {
         Ok(mut l) => match l.listen(db::TASK_CHANNEL).await {
             Ok(()) => Some(l),
@@ -157,6 +169,20 @@ impl RunOptions {
     }
 }
 
+/// Task messages for `(id, revision, role, kind)` rows of the task table.
+fn messages(rows: Vec<(i64, String, String, String)>) -> anyhow::Result<Vec<TaskMessage>> {
+    rows.into_iter()
+        .map(|(task_id, revision, role, kind)| {
+            Ok(TaskMessage {
+                task_id,
+                revision,
+                role: role.parse::<Role>().map_err(anyhow::Error::msg)?,
+                kind,
+            })
+        })
+        .collect()
+}
+
 /// The revision `alembic_version` holds, as an index into the chain.
 pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
     match db::current_revision(pool).await? {
@@ -172,7 +198,11 @@ pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
 }
 
 /// The revisions to run, in order, to get from `current` to `target`.
-pub fn path(current: Option<usize>, target: Target, direction: Direction) -> anyhow::Result<Vec<&'static Revision>> {
+pub fn path(
+    current: Option<usize>,
+    target: Target,
+    direction: Direction,
+) -> anyhow::Result<Vec<&'static Revision>> {
     let applied = current.map_or(0, |i| i + 1);
     let wanted = target.applied_count();
     match direction {
@@ -201,7 +231,10 @@ pub fn path(current: Option<usize>, target: Target, direction: Direction) -> any
 /// Refuses, before anything is done, a path that crosses a revision this
 /// version cannot run.
 pub fn check_available(path: &[&Revision]) -> anyhow::Result<()> {
-    if let Some(missing) = path.iter().find(|r| !r.available || revisions::planner(r.id).is_none()) {
+    if let Some(missing) = path
+        .iter()
+        .find(|r| !r.available || revisions::planner(r.id).is_none())
+    {
         bail!(
             "revision {} ({}) is not available in this version; nothing was done. \
              Run `orchestrator upgrade {}` to stop before it.",
@@ -223,7 +256,12 @@ impl Driver {
     }
 
     /// Runs a whole command's path; records the run's outcome.
-    pub async fn run_path(&mut self, revisions: &[&Revision], direction: Direction, data_dir: &PathBuf) -> anyhow::Result<()> {
+    pub async fn run_path(
+        &mut self,
+        revisions: &[&Revision],
+        direction: Direction,
+        data_dir: &Path,
+    ) -> anyhow::Result<()> {
         let result = async {
             for (i, revision) in revisions.iter().enumerate() {
                 eprintln!(
@@ -243,24 +281,31 @@ impl Driver {
             Ok(()) => ("succeeded", None),
             Err(e) => ("failed", Some(format!("{e:#}"))),
         };
-        sqlx::query("UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1")
-            .bind(self.run_id)
-            .bind(status)
-            .bind(error)
-            .execute(&self.pool)
-            .await
-            .ok();
+        sqlx::query(
+            "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+        )
+        .bind(self.run_id)
+        .bind(status)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .ok();
         result
     }
 
-    async fn run_revision(&mut self, revision: &Revision, direction: Direction, data_dir: &PathBuf) -> anyhow::Result<()> {
+    async fn run_revision(
+        &mut self,
+        revision: &Revision,
+        direction: Direction,
+        data_dir: &Path,
+    ) -> anyhow::Result<()> {
         let planner = revisions::planner(revision.id).expect("checked before the run");
         let (config, pool) = (self.config.clone(), self.pool.clone());
         let ctx = PlanContext {
             config: &config,
             pool: &pool,
             direction,
-            data_dir: data_dir.clone(),
+            data_dir: data_dir.to_path_buf(),
         };
         let revision_run_id = match self.resumable(revision.id, direction).await? {
             Some(id) => {
@@ -286,10 +331,14 @@ impl Driver {
                 id
             }
             None => {
-                let phases = planner
-                    .plan(&ctx)
-                    .await
-                    .with_context(|| format!("planning {} of revision {} ({})", direction.as_str(), revision.id, revision.name))?;
+                let phases = planner.plan(&ctx).await.with_context(|| {
+                    format!(
+                        "planning {} of revision {} ({})",
+                        direction.as_str(),
+                        revision.id,
+                        revision.name
+                    )
+                })?;
                 self.store_plan(revision.id, direction, &phases).await?
             }
         };
@@ -300,7 +349,14 @@ impl Driver {
         .fetch_all(&self.pool)
         .await?;
         for (phase, name) in phase_names.iter().enumerate() {
-            let title = format!("{} {} phase {}/{} {}", revision.name, direction.as_str(), phase + 1, phase_names.len(), name);
+            let title = format!(
+                "{} {} phase {}/{} {}",
+                revision.name,
+                direction.as_str(),
+                phase + 1,
+                phase_names.len(),
+                name
+            );
             if let Err(e) = self.run_phase(revision_run_id, phase as i32, &title).await {
                 let message = format!("{e:#}");
                 sqlx::query(
@@ -312,10 +368,12 @@ impl Driver {
                 .await
                 .ok();
                 if planner.undo_partial(&ctx, revision_run_id).await? {
-                    sqlx::query("UPDATE pipeline.revision_runs SET status = 'abandoned' WHERE id = $1")
-                        .bind(revision_run_id)
-                        .execute(&self.pool)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE pipeline.revision_runs SET status = 'abandoned' WHERE id = $1",
+                    )
+                    .bind(revision_run_id)
+                    .execute(&self.pool)
+                    .await?;
                     return Err(e.context(format!(
                         "revision {} ({}) failed and was rolled back: the database is as it was before it started",
                         revision.id, revision.name
@@ -343,7 +401,12 @@ impl Driver {
         .await?)
     }
 
-    async fn store_plan(&self, revision: &str, direction: Direction, phases: &[Phase]) -> anyhow::Result<i64> {
+    async fn store_plan(
+        &self,
+        revision: &str,
+        direction: Direction,
+        phases: &[Phase],
+    ) -> anyhow::Result<i64> {
         let mut tx = self.pool.begin().await?;
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         let revision_run_id: i64 = sqlx::query_scalar(
@@ -360,7 +423,8 @@ impl Driver {
                 let roles: Vec<&str> = chunk.iter().map(|t| t.role.as_str()).collect();
                 let kinds: Vec<&str> = chunk.iter().map(|t| t.kind.as_str()).collect();
                 let labels: Vec<&str> = chunk.iter().map(|t| t.label.as_str()).collect();
-                let payloads: Vec<serde_json::Value> = chunk.iter().map(|t| t.payload.clone()).collect();
+                let payloads: Vec<serde_json::Value> =
+                    chunk.iter().map(|t| t.payload.clone()).collect();
                 sqlx::query(
                     "INSERT INTO pipeline.tasks (revision_run_id, revision, phase, role, kind, label, payload, max_attempts)
                      SELECT $1, $2, $3, role, kind, label, payload, $8
@@ -383,7 +447,12 @@ impl Driver {
     }
 
     /// Publishes a phase's unfinished tasks and waits for all of them.
-    pub async fn run_phase(&mut self, revision_run_id: i64, phase: i32, title: &str) -> anyhow::Result<()> {
+    pub async fn run_phase(
+        &mut self,
+        revision_run_id: i64,
+        phase: i32,
+        title: &str,
+    ) -> anyhow::Result<()> {
         // Mark before publishing: a fast worker must never find a task still
         // 'pending' and have its 'done' overwritten.
         sqlx::query(
@@ -402,17 +471,7 @@ impl Driver {
         .bind(phase)
         .fetch_all(&self.pool)
         .await?;
-        let messages = unfinished
-            .into_iter()
-            .map(|(task_id, revision, role, kind)| {
-                Ok(TaskMessage {
-                    task_id,
-                    revision,
-                    role: role.parse::<Role>().map_err(anyhow::Error::msg)?,
-                    kind,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let messages = messages(unfinished)?;
         for batch in messages.chunks(PUBLISH_BATCH) {
             self.broker.publish(batch).await?;
         }
@@ -445,7 +504,12 @@ impl Driver {
         Ok(counts)
     }
 
-    async fn wait_phase(&mut self, revision_run_id: i64, phase: i32, title: &str) -> anyhow::Result<()> {
+    async fn wait_phase(
+        &mut self,
+        revision_run_id: i64,
+        phase: i32,
+        title: &str,
+    ) -> anyhow::Result<()> {
         let initial = self.counts(revision_run_id, phase).await?;
         let mut progress = PhaseProgress::start(title.to_string(), initial.total);
         let mut last_sweep = Instant::now();
@@ -484,7 +548,10 @@ impl Driver {
                 match tokio::time::timeout(POLL_EVERY, listener.try_recv()).await {
                     Ok(Ok(Some(_))) => {
                         // Drain a burst of notifications into one look at the table.
-                        while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_millis(20), listener.try_recv()).await {}
+                        while let Ok(Ok(Some(_))) =
+                            tokio::time::timeout(Duration::from_millis(20), listener.try_recv())
+                                .await
+                        {}
                     }
                     Ok(Ok(None)) | Ok(Err(_)) => {
                         // Connection lost: sqlx reconnects on the next call;
@@ -538,18 +605,11 @@ impl Driver {
         if orphans.is_empty() {
             return Ok(());
         }
-        tracing::warn!("{} task(s) were claimed by workers that are gone; publishing them again", orphans.len());
-        let messages = orphans
-            .into_iter()
-            .map(|(task_id, revision, role, kind)| {
-                Ok(TaskMessage {
-                    task_id,
-                    revision,
-                    role: role.parse::<Role>().map_err(anyhow::Error::msg)?,
-                    kind,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        tracing::warn!(
+            "{} task(s) were claimed by workers that are gone; publishing them again",
+            orphans.len()
+        );
+        let messages = messages(orphans)?;
         self.broker.publish(&messages).await
     }
 
@@ -557,7 +617,12 @@ impl Driver {
     /// history and the revision run, in one transaction; unfinished runs of
     /// this and later revisions are abandoned, since what they did is no
     /// longer what the database holds.
-    async fn record(&self, revision: &Revision, direction: Direction, revision_run_id: i64) -> anyhow::Result<()> {
+    async fn record(
+        &self,
+        revision: &Revision,
+        direction: Direction,
+        revision_run_id: i64,
+    ) -> anyhow::Result<()> {
         let position = catalogue::position(revision.id).expect("revision from the catalogue");
         let new_head = match direction {
             Direction::Upgrade => Some(revision.id),
@@ -565,7 +630,9 @@ impl Driver {
             Direction::Rerun => return self.finish_revision_run(revision_run_id).await,
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM public.alembic_version").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM public.alembic_version")
+            .execute(&mut *tx)
+            .await?;
         if let Some(head) = new_head {
             sqlx::query("INSERT INTO public.alembic_version (version_num) VALUES ($1)")
                 .bind(head)
@@ -578,10 +645,12 @@ impl Driver {
             .bind(self.run_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE pipeline.revision_runs SET status = 'done', finished_at = now() WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE pipeline.revision_runs SET status = 'done', finished_at = now() WHERE id = $1",
+        )
+        .bind(revision_run_id)
+        .execute(&mut *tx)
+        .await?;
         let later: Vec<&str> = REVISIONS[position..].iter().map(|r| r.id).collect();
         sqlx::query(
             "UPDATE pipeline.revision_runs SET status = 'abandoned', finished_at = now()
@@ -603,10 +672,12 @@ impl Driver {
     }
 
     async fn finish_revision_run(&self, revision_run_id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE pipeline.revision_runs SET status = 'done', finished_at = now() WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE pipeline.revision_runs SET status = 'done', finished_at = now() WHERE id = $1",
+        )
+        .bind(revision_run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

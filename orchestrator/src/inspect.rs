@@ -21,9 +21,10 @@ pub async fn history(pool: &PgPool) -> anyhow::Result<()> {
         .as_deref()
         .and_then(shared::catalogue::position)
         .map_or(0, |i| i + 1);
-    let has_history: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.revision_history') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let has_history: bool =
+        sqlx::query_scalar("SELECT to_regclass('pipeline.revision_history') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
     for (i, revision) in REVISIONS.iter().enumerate() {
         let applied = i < applied_count;
         let when: Option<String> = if applied && has_history {
@@ -42,8 +43,16 @@ pub async fn history(pool: &PgPool) -> anyhow::Result<()> {
             (true, None) => "applied (before this pipeline, by Alembic)".to_string(),
             (false, _) => "not applied".to_string(),
         };
-        let head = if current.as_deref() == Some(revision.id) { " (current)" } else { "" };
-        let availability = if revision.available { "" } else { "  [not available in this version]" };
+        let head = if current.as_deref() == Some(revision.id) {
+            " (current)"
+        } else {
+            ""
+        };
+        let availability = if revision.available {
+            ""
+        } else {
+            "  [not available in this version]"
+        };
         println!(
             "{:>2}. {} {:<11} {:<48}{head}{availability}\n      {}",
             i + 1,
@@ -56,6 +65,9 @@ pub async fn history(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// id, command, status, started, finished, error.
+type RunRow = (i64, String, String, String, Option<String>, Option<String>);
+
 /// The current run, or the last one: per revision run and phase, task
 /// counts by state and rows; then the last errors.
 pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
@@ -66,7 +78,7 @@ pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
         println!("no run yet: the pipeline has never run on this database");
         return Ok(());
     }
-    let run: Option<(i64, String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+    let run: Option<RunRow> = sqlx::query_as(
         "SELECT id, command, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
                 to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ'), error
            FROM pipeline.runs ORDER BY id DESC LIMIT 1",
@@ -79,7 +91,9 @@ pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
     };
     println!(
         "run #{run_id} `{command}`: {state}, started {started}{}",
-        finished.map(|f| format!(", finished {f}")).unwrap_or_default()
+        finished
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
     );
     let revision_runs: Vec<(i64, String, String, String, serde_json::Value)> = sqlx::query_as(
         "SELECT id, revision, direction, status, phases FROM pipeline.revision_runs WHERE run_id = $1 ORDER BY id",

@@ -3,11 +3,15 @@
 //! parses arguments; each command lives in its own module.
 
 pub mod bench;
+pub mod bench_embeddings;
+pub mod bench_seed;
 pub mod datagen;
 pub mod driver;
+pub mod fake_openai;
 pub mod inspect;
 pub mod local_workers;
 pub mod lock;
 pub mod plan;
 pub mod progress;
 pub mod revisions;
+pub mod search;

@@ -27,6 +27,16 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
 
 impl LocalWorkers {
     pub fn start(count: usize, concurrency: Option<usize>) -> anyhow::Result<LocalWorkers> {
+        LocalWorkers::start_with_env(count, concurrency, &[])
+    }
+
+    /// Like [`LocalWorkers::start`], with extra environment for the workers
+    /// (a benchmark points them at its own database and queue prefix).
+    pub fn start_with_env(
+        count: usize,
+        concurrency: Option<usize>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<LocalWorkers> {
         let binary = worker_binary()?;
         let mut children = Vec::with_capacity(count);
         for _ in 0..count {
@@ -35,11 +45,21 @@ impl LocalWorkers {
             if let Some(c) = concurrency {
                 command.arg("--concurrency").arg(c.to_string());
             }
+            command.envs(env.iter().copied());
             command.kill_on_drop(true);
-            children.push(command.spawn().with_context(|| format!("starting {}", binary.display()))?);
+            children.push(
+                command
+                    .spawn()
+                    .with_context(|| format!("starting {}", binary.display()))?,
+            );
         }
         eprintln!("started {count} local worker process(es)");
         Ok(LocalWorkers { children })
+    }
+
+    /// Process ids of the workers still running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|c| c.id()).collect()
     }
 
     /// SIGTERM to every worker, then wait for them (killing any that take

@@ -3,12 +3,14 @@
 //! the server drops the connection and the lock with it.
 
 use shared::db::RUN_LOCK;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, PgPool};
+use std::str::FromStr;
 use std::time::Duration;
 
 pub struct RunLock {
     conn: PgConnection,
+    url: String,
 }
 
 pub enum WaitPolicy {
@@ -17,17 +19,18 @@ pub enum WaitPolicy {
 }
 
 impl RunLock {
-    pub async fn acquire(pool: &PgPool, config: &shared::Config, policy: WaitPolicy) -> anyhow::Result<RunLock> {
+    pub async fn acquire(
+        pool: &PgPool,
+        config: &shared::Config,
+        policy: WaitPolicy,
+    ) -> anyhow::Result<RunLock> {
         // A connection outside the pool: the lock must not travel back into
         // the pool with a connection that someone else then uses.
-        let mut conn = PgConnection::connect(config.database_url.expose()).await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(RUN_LOCK.0)
-            .bind(RUN_LOCK.1)
-            .fetch_one(&mut conn)
-            .await?;
+        let url = config.database_url.expose().to_string();
+        let mut conn = connect(&url).await?;
+        let got = try_lock(&mut conn).await?;
         if got {
-            return Ok(RunLock { conn });
+            return Ok(RunLock { conn, url });
         }
         let holder = describe_holder(pool).await;
         match policy {
@@ -37,14 +40,10 @@ impl RunLock {
             WaitPolicy::Wait => {
                 eprintln!("another run holds this database's run lock ({holder}); waiting for it to finish…");
                 loop {
-                    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-                        .bind(RUN_LOCK.0)
-                        .bind(RUN_LOCK.1)
-                        .fetch_one(&mut conn)
-                        .await?;
+                    let got = try_lock(&mut conn).await?;
                     if got {
                         eprintln!("run lock acquired");
-                        return Ok(RunLock { conn });
+                        return Ok(RunLock { conn, url });
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -52,14 +51,42 @@ impl RunLock {
         }
     }
 
-    /// Checks that the lock's connection is alive (a lost connection means a
-    /// lost lock: another run could start).
+    /// Checks that the lock's connection is alive. A lost connection is a
+    /// lost lock: reconnect (with back-off, for a minute) and take it again;
+    /// if another run took it meanwhile, stop, so two runs never overlap.
     pub async fn check(&mut self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1")
+        if sqlx::query("SELECT 1")
             .execute(&mut self.conn)
             .await
-            .map_err(|e| anyhow::anyhow!("lost the run lock's database connection ({e}); stopping so two runs never overlap"))?;
-        Ok(())
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            "lost the run lock's database connection; reconnecting to take the lock again"
+        );
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match connect(&self.url).await {
+                Ok(mut conn) => {
+                    let got = try_lock(&mut conn).await?;
+                    anyhow::ensure!(
+                        got,
+                        "lost the run lock while the database connection was down, and another run holds it now; stopping"
+                    );
+                    self.conn = conn;
+                    tracing::info!("run lock taken again");
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                    tracing::warn!("database unreachable ({e}); retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.context("the database stayed unreachable for a minute")),
+            }
+        }
     }
 
     pub async fn release(mut self) {
@@ -70,6 +97,19 @@ impl RunLock {
             .await;
         let _ = self.conn.close().await;
     }
+}
+
+async fn try_lock(conn: &mut PgConnection) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(RUN_LOCK.0)
+        .bind(RUN_LOCK.1)
+        .fetch_one(conn)
+        .await?)
+}
+
+async fn connect(url: &str) -> anyhow::Result<PgConnection> {
+    let options = PgConnectOptions::from_str(url)?.application_name(shared::db::APPLICATION_NAME);
+    Ok(PgConnection::connect_with(&options).await?)
 }
 
 async fn describe_holder(pool: &PgPool) -> String {

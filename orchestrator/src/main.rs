@@ -3,7 +3,7 @@ use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
 use orchestrator::plan::Direction;
-use orchestrator::{bench, datagen, inspect};
+use orchestrator::{bench, bench_embeddings, bench_seed, datagen, inspect, search};
 use shared::catalogue;
 use shared::Config;
 use std::path::PathBuf;
@@ -34,6 +34,23 @@ enum Command {
         target: String,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Run an applied revision again (the seed: upsert the data directory by
+    /// id), without moving `alembic_version`.
+    Rerun {
+        revision: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// The nearest products or reviews to a query, by embedding similarity.
+    Search {
+        query: String,
+        /// Which embeddings to search.
+        #[arg(long = "in", value_enum, default_value = "products")]
+        target: search::SearchIn,
+        /// How many results.
+        #[arg(short = 'k', long, default_value_t = 10)]
+        k: i64,
     },
     /// Print the revision `alembic_version` holds.
     Current,
@@ -99,6 +116,39 @@ enum DataCommand {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// The embeddings revision: the local model's throughput, then embed
+    /// workers (1, 2, 4) against an in-process OpenAI-compatible fake, the
+    /// hnsw build, and the write path against a raw binary COPY.
+    Embeddings {
+        #[arg(long, default_value_t = 100_000)]
+        reviews: usize,
+        /// Worker process counts to compare.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Delay of the fake provider per request, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        delay_ms: u64,
+        #[arg(long, default_value_t = 1536)]
+        dims: usize,
+        /// Texts per provider request.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Provider requests in flight per task.
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        /// Source rows per embed task.
+        #[arg(long, default_value_t = 1000)]
+        task_rows: i64,
+        /// Skip the local model's throughput.
+        #[arg(long)]
+        skip_local: bool,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
     /// No-op tasks through the whole runtime path.
     Runtime {
         #[arg(long, default_value_t = 20_000)]
@@ -114,6 +164,30 @@ enum BenchCommand {
         /// Record each task's effect in pipeline.noop_marks (to check exactly-once).
         #[arg(long)]
         mark: bool,
+        /// Attempts each task fails on purpose before it succeeds.
+        #[arg(long, default_value_t = 0)]
+        fail_attempts: i32,
+    },
+    /// The seed revision on a generated data set against a plain `psql \copy`
+    /// of the same files, in a scratch database; prints rows/s, the ratio and
+    /// the seed workers' peak memory.
+    Seed {
+        #[arg(long, default_value_t = 1_000_000)]
+        reviews: usize,
+        /// Products of the generated data set (default: reviews / 1000, at least 60).
+        #[arg(long)]
+        products: Option<usize>,
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Local seed worker processes.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Tasks each worker runs at once (default: WORKER_CONCURRENCY).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -156,11 +230,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::from_env()?;
     match cli.command {
-        Command::Upgrade { target, run } => migrate(&config, &target, Direction::Upgrade, run).await,
-        Command::Downgrade { target, run } => migrate(&config, &target, Direction::Downgrade, run).await,
+        Command::Upgrade { target, run } => {
+            migrate(&config, &target, Direction::Upgrade, run).await
+        }
+        Command::Downgrade { target, run } => {
+            migrate(&config, &target, Direction::Downgrade, run).await
+        }
+        Command::Rerun { revision, run } => {
+            migrate(&config, &revision, Direction::Rerun, run).await
+        }
         Command::Current => inspect::current(&connect(&config).await?).await,
         Command::History => inspect::history(&connect(&config).await?).await,
         Command::Status => inspect::status(&connect(&config).await?).await,
+        Command::Search { query, target, k } => {
+            search::run(&config, &connect(&config).await?, &query, target, k).await
+        }
         Command::Config => {
             for (name, value) in config.describe() {
                 println!("{name:<34} {value}");
@@ -169,13 +253,68 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Data { .. } => unreachable!("handled above"),
         Command::Bench { which } => match which {
+            BenchCommand::Embeddings {
+                reviews,
+                workers,
+                concurrency,
+                delay_ms,
+                dims,
+                batch,
+                in_flight,
+                task_rows,
+                skip_local,
+                keep,
+            } => {
+                bench_embeddings::embeddings(
+                    &config,
+                    &bench_embeddings::EmbeddingsBench {
+                        reviews,
+                        workers,
+                        concurrency: concurrency.max(1),
+                        delay: Duration::from_millis(delay_ms),
+                        dims,
+                        batch: batch.max(1),
+                        in_flight: in_flight.max(1),
+                        task_rows: task_rows.max(1),
+                        skip_local,
+                        keep,
+                    },
+                )
+                .await
+            }
             BenchCommand::Runtime {
                 tasks,
                 workers,
                 concurrency,
                 sleep_ms,
                 mark,
-            } => bench::runtime(&config, tasks, workers, concurrency, bench::NoopWork { sleep_ms, mark }).await,
+                fail_attempts,
+            } => {
+                let work = bench::NoopWork {
+                    sleep_ms,
+                    mark,
+                    fail_attempts,
+                };
+                bench::runtime(&config, tasks, workers, concurrency, work).await
+            }
+            BenchCommand::Seed {
+                reviews,
+                products,
+                users,
+                workers,
+                concurrency,
+                keep,
+            } => {
+                let options = bench_seed::SeedBench {
+                    reviews,
+                    products: products.unwrap_or(reviews / 1000).max(60),
+                    users,
+                    workers,
+                    concurrency,
+                    keep,
+                };
+                bench_seed::seed(&config, &options).await
+            }
         },
     }
 }
@@ -184,29 +323,44 @@ async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     shared::db::connect(config, 2, Duration::from_secs(30)).await
 }
 
-async fn migrate(config: &Config, target: &str, direction: Direction, args: RunArgs) -> anyhow::Result<()> {
+async fn migrate(
+    config: &Config,
+    target: &str,
+    direction: Direction,
+    args: RunArgs,
+) -> anyhow::Result<()> {
     let target = catalogue::resolve(target).map_err(anyhow::Error::msg)?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.clone());
     let options = RunOptions {
         command: format!("{} {}", direction.as_str(), target_name(target)),
-        wait: if args.no_wait { WaitPolicy::NoWait } else { WaitPolicy::Wait },
+        wait: if args.no_wait {
+            WaitPolicy::NoWait
+        } else {
+            WaitPolicy::Wait
+        },
         data_dir: data_dir.clone(),
     };
     // Refuse an unavailable revision before doing anything at all...
     {
         let pool = connect(config).await?;
         let current = driver::current_index(&pool).await?;
-        driver::check_available(&driver::path(current, target, direction)?)?;
+        driver::check_available(&path_for(current, target, direction)?)?;
         pool.close().await;
     }
     let mut driver = driver::start(config, &options).await?;
     let outcome = async {
         // ...and look again under the run lock: another run may have moved the database.
         let current = driver::current_index(&driver.pool).await?;
-        let path = driver::path(current, target, direction)?;
+        let path = path_for(current, target, direction)?;
         driver::check_available(&path)?;
         if path.is_empty() {
-            eprintln!("nothing to do: the database is already at {}", current.map_or("base", |i| catalogue::REVISIONS[i].id));
+            eprintln!(
+                "nothing to do: the database is already at {}",
+                current.map_or("base", |i| catalogue::REVISIONS[i].id)
+            );
             return Ok(());
         }
         let workers = match args.with_workers {
@@ -231,6 +385,35 @@ async fn migrate(config: &Config, target: &str, direction: Direction, args: RunA
     .await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
     outcome
+}
+
+/// The revisions a command runs: the path between two revisions for
+/// upgrade and downgrade; for a re-run, the one revision, which must be
+/// applied.
+fn path_for(
+    current: Option<usize>,
+    target: catalogue::Target,
+    direction: Direction,
+) -> anyhow::Result<Vec<&'static catalogue::Revision>> {
+    match (direction, target) {
+        (Direction::Rerun, catalogue::Target::Revision(i)) => {
+            let revision = &catalogue::REVISIONS[i];
+            if current.is_none_or(|c| c < i) {
+                anyhow::bail!(
+                    "revision {} ({}) is not applied (the database is at {}); run `orchestrator upgrade {}` first",
+                    revision.id,
+                    revision.name,
+                    current.map_or("base", |c| catalogue::REVISIONS[c].id),
+                    revision.id
+                );
+            }
+            Ok(vec![revision])
+        }
+        (Direction::Rerun, catalogue::Target::Base) => {
+            anyhow::bail!("base is not a revision: name the revision to re-run")
+        }
+        _ => driver::path(current, target, direction),
+    }
 }
 
 fn target_name(target: catalogue::Target) -> &'static str {

@@ -37,9 +37,11 @@ impl PhaseProgress {
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total.max(0) as u64);
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} tasks {msg} ({elapsed}, ETA {eta})")
-                    .expect("static template parses")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} tasks {msg} ({elapsed}, ETA {eta})",
+                )
+                .expect("static template parses")
+                .progress_chars("=> "),
             );
             bar.set_prefix(title.clone());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -79,8 +81,12 @@ impl PhaseProgress {
                 bar.set_message(detail);
             }
             None => {
-                if *counts != self.last_counts && self.last_line.elapsed() >= Duration::from_secs(5) {
-                    eprintln!("{}: {}/{} tasks done, {detail}", self.title, counts.done, counts.total);
+                if *counts != self.last_counts && self.last_line.elapsed() >= Duration::from_secs(5)
+                {
+                    eprintln!(
+                        "{}: {}/{} tasks done, {detail}",
+                        self.title, counts.done, counts.total
+                    );
                     self.last_line = Instant::now();
                 }
             }

@@ -79,13 +79,13 @@ pub const REVISIONS: [Revision; 5] = [
         id: SEED,
         name: "seed",
         summary: "load the CSV files of the data directory; preferences become memories",
-        available: false,
+        available: true,
     },
     Revision {
         id: EMBEDDINGS,
         name: "embeddings",
         summary: "vectors for products, reviews and memories, with an ANN index",
-        available: false,
+        available: true,
     },
     Revision {
         id: ENRICHMENT,
@@ -110,15 +110,26 @@ pub fn find(id: &str) -> Option<&'static Revision> {
     REVISIONS.iter().find(|r| r.id == id)
 }
 
-/// Resolves what a user typed: a full id, `head`, `base`, a unique id prefix
-/// of at least 4 characters, or a revision name.
+/// Resolves what a user typed: a full id, `head`, `base`, `latest` (the last
+/// revision this version can run), a unique id prefix of at least 4
+/// characters, or a revision name.
 pub fn resolve(target: &str) -> Result<Target, String> {
     match target {
         "head" => return Ok(Target::Revision(REVISIONS.len() - 1)),
         "base" => return Ok(Target::Base),
+        "latest" => {
+            let available = REVISIONS.iter().take_while(|r| r.available).count();
+            return Ok(match available {
+                0 => Target::Base,
+                n => Target::Revision(n - 1),
+            });
+        }
         _ => {}
     }
-    if let Some(i) = REVISIONS.iter().position(|r| r.id == target || r.name == target) {
+    if let Some(i) = REVISIONS
+        .iter()
+        .position(|r| r.id == target || r.name == target)
+    {
         return Ok(Target::Revision(i));
     }
     let matches: Vec<usize> = REVISIONS
@@ -168,6 +179,8 @@ mod tests {
         assert_eq!(resolve("1b33292593a9"), Ok(Target::Revision(0)));
         assert_eq!(resolve("ef85"), Ok(Target::Revision(1)));
         assert_eq!(resolve("graph"), Ok(Target::Revision(4)));
+        let latest = REVISIONS.iter().take_while(|r| r.available).count();
+        assert_eq!(resolve("latest"), Ok(Target::Revision(latest - 1)));
         assert!(resolve("zzzz").unwrap_err().contains("unknown revision"));
     }
 }

@@ -35,7 +35,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "(not set)" } else { "(set, redacted)" })
+        f.write_str(if self.0.is_empty() {
+            "(not set)"
+        } else {
+            "(set, redacted)"
+        })
     }
 }
 
@@ -344,7 +348,12 @@ impl Source {
         Ok(value)
     }
 
-    fn url(&self, name: &'static str, value: String, schemes: &[&str]) -> Result<ConnectionUrl, ConfigError> {
+    fn url(
+        &self,
+        name: &'static str,
+        value: String,
+        schemes: &[&str],
+    ) -> Result<ConnectionUrl, ConfigError> {
         match url::Url::parse(&value) {
             Ok(parsed) if schemes.contains(&parsed.scheme()) => Ok(ConnectionUrl::new(value)),
             Ok(parsed) => Err(ConfigError::Invalid {
@@ -381,11 +390,12 @@ impl Source {
         let user = self.string("DB_USER", "postgres");
         let name = self.string("DB_NAME", "agenticshop");
         let mut url = url::Url::parse("postgres://localhost").expect("static URL parses");
-        url.set_host(Some(&host)).map_err(|e| ConfigError::Invalid {
-            variable: "DB_HOST",
-            shown: host.clone(),
-            reason: e.to_string(),
-        })?;
+        url.set_host(Some(&host))
+            .map_err(|e| ConfigError::Invalid {
+                variable: "DB_HOST",
+                shown: host.clone(),
+                reason: e.to_string(),
+            })?;
         let _ = url.set_port(Some(port));
         let _ = url.set_username(&user);
         if let Some(password) = self.get("DB_PASSWORD") {
@@ -410,7 +420,8 @@ impl Config {
     }
 
     pub fn from_source(src: &Source) -> Result<Config, ConfigError> {
-        let provider: EmbeddingProvider = src.parse("EMBEDDING_PROVIDER", EmbeddingProvider::Local)?;
+        let provider: EmbeddingProvider =
+            src.parse("EMBEDDING_PROVIDER", EmbeddingProvider::Local)?;
         let default_model = match provider {
             EmbeddingProvider::Local => "all-MiniLM-L6-v2",
             EmbeddingProvider::OpenAi | EmbeddingProvider::AzureOpenAi => "text-embedding-3-small",
@@ -422,7 +433,10 @@ impl Config {
         let embedding = EmbeddingConfig {
             provider,
             model: src.string("EMBEDDING_MODEL", default_model),
-            model_dir: src.get("EMBEDDING_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| default_model_dir(src)),
+            model_dir: src
+                .get("EMBEDDING_MODEL_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_model_dir(src)),
             openai_base_url: src.string("OPENAI_BASE_URL", "https://api.openai.com/v1"),
             openai_api_key: Secret::new(src.string("OPENAI_API_KEY", "")),
             azure_endpoint: src.string("AZURE_OPENAI_ENDPOINT", ""),
@@ -437,12 +451,15 @@ impl Config {
             hnsw_m: src.positive("HNSW_M", 16u32)?,
             hnsw_ef_construction: src.positive("HNSW_EF_CONSTRUCTION", 64u32)?,
             index_maintenance_work_mem: src.string("INDEX_MAINTENANCE_WORK_MEM", "1GB"),
-            products_table: src.identifier("DB_EMBEDDING_TABLE_FOR_PRODUCTS", "product_embeddings")?,
+            products_table: src
+                .identifier("DB_EMBEDDING_TABLE_FOR_PRODUCTS", "product_embeddings")?,
             reviews_table: src.identifier("DB_EMBEDDING_TABLE_FOR_REVIEWS", "review_embeddings")?,
             http_timeout_secs: src.positive("EMBEDDING_HTTP_TIMEOUT_SECS", 60u64)?,
             http_max_retries: src.parse("EMBEDDING_HTTP_MAX_RETRIES", 6u32)?,
         };
-        if embedding.provider == EmbeddingProvider::AzureOpenAi && embedding.azure_endpoint.is_empty() {
+        if embedding.provider == EmbeddingProvider::AzureOpenAi
+            && embedding.azure_endpoint.is_empty()
+        {
             return Err(ConfigError::Missing {
                 variable: "AZURE_OPENAI_ENDPOINT",
                 reason: "EMBEDDING_PROVIDER=azure-openai needs the Azure OpenAI endpoint".into(),
@@ -502,27 +519,64 @@ impl Config {
             ("EMBEDDING_PROVIDER", e.provider.to_string()),
             ("EMBEDDING_MODEL", e.model.clone()),
             ("EMBEDDING_MODEL_DIR", e.model_dir.display().to_string()),
-            ("EMBEDDING_DIMENSIONS", e.dimensions.map(|d| d.to_string()).unwrap_or_else(|| "(provider default)".into())),
+            (
+                "EMBEDDING_DIMENSIONS",
+                e.dimensions
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "(provider default)".into()),
+            ),
             ("EMBEDDING_BATCH_SIZE", e.request_batch_size.to_string()),
-            ("EMBEDDING_REQUESTS_IN_FLIGHT", e.requests_in_flight.to_string()),
+            (
+                "EMBEDDING_REQUESTS_IN_FLIGHT",
+                e.requests_in_flight.to_string(),
+            ),
             ("EMBED_TASK_ROWS", e.task_rows.to_string()),
-            ("EMBEDDING_THREADS", if e.local_threads == 0 { "(all cores)".into() } else { e.local_threads.to_string() }),
+            (
+                "EMBEDDING_THREADS",
+                if e.local_threads == 0 {
+                    "(all cores)".into()
+                } else {
+                    e.local_threads.to_string()
+                },
+            ),
             ("EMBEDDING_INDEX", e.index.to_string()),
             ("HNSW_M", e.hnsw_m.to_string()),
             ("HNSW_EF_CONSTRUCTION", e.hnsw_ef_construction.to_string()),
-            ("INDEX_MAINTENANCE_WORK_MEM", e.index_maintenance_work_mem.clone()),
+            (
+                "INDEX_MAINTENANCE_WORK_MEM",
+                e.index_maintenance_work_mem.clone(),
+            ),
             ("DB_EMBEDDING_TABLE_FOR_PRODUCTS", e.products_table.clone()),
             ("DB_EMBEDDING_TABLE_FOR_REVIEWS", e.reviews_table.clone()),
             ("OPENAI_BASE_URL", redact_url(&e.openai_base_url)),
             ("OPENAI_API_KEY", e.openai_api_key.to_string()),
-            ("AZURE_OPENAI_ENDPOINT", if e.azure_endpoint.is_empty() { "(not set)".into() } else { redact_url(&e.azure_endpoint) }),
+            (
+                "AZURE_OPENAI_ENDPOINT",
+                if e.azure_endpoint.is_empty() {
+                    "(not set)".into()
+                } else {
+                    redact_url(&e.azure_endpoint)
+                },
+            ),
             ("AZURE_OPENAI_API_KEY", e.azure_api_key.to_string()),
-            ("AZURE_API_VERSION_EMBEDDING_MODEL", e.azure_api_version.clone()),
-            ("EMBEDDING_HTTP_TIMEOUT_SECS", e.http_timeout_secs.to_string()),
+            (
+                "AZURE_API_VERSION_EMBEDDING_MODEL",
+                e.azure_api_version.clone(),
+            ),
+            (
+                "EMBEDDING_HTTP_TIMEOUT_SECS",
+                e.http_timeout_secs.to_string(),
+            ),
             ("EMBEDDING_HTTP_MAX_RETRIES", e.http_max_retries.to_string()),
-            ("USE_AZURE_AI_FOR_REVIEWS", self.enrichment.use_azure_ai.to_string()),
+            (
+                "USE_AZURE_AI_FOR_REVIEWS",
+                self.enrichment.use_azure_ai.to_string(),
+            ),
             ("LLM_MODEL", self.enrichment.llm_model.clone()),
-            ("AZURE_API_VERSION_LLM", self.enrichment.azure_api_version_llm.clone()),
+            (
+                "AZURE_API_VERSION_LLM",
+                self.enrichment.azure_api_version_llm.clone(),
+            ),
         ]
     }
 }
@@ -541,7 +595,10 @@ mod tests {
             ("DB_NAME", "shopdb"),
         ]);
         let config = Config::from_source(&src).unwrap();
-        assert_eq!(config.database_url.expose(), "postgres://shop:hunter2@db.example:6543/shopdb");
+        assert_eq!(
+            config.database_url.expose(),
+            "postgres://shop:hunter2@db.example:6543/shopdb"
+        );
         let printed = format!("{config:?} {:?}", config.describe());
         assert!(!printed.contains("hunter2"), "{printed}");
     }

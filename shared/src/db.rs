@@ -13,16 +13,29 @@ use std::time::Duration;
 /// revision run id), so the orchestrator waits without polling hard.
 pub const TASK_CHANNEL: &str = "pipeline_tasks";
 
+/// `application_name` of every pipeline connection (visible in
+/// `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "agenticshop-pipeline";
+
 /// Key of the run lock (two-int form, so it never collides with a task lock,
 /// which uses the bigint form).
 pub const RUN_LOCK: (i32, i32) = (0x4147_5348, 1);
 
 /// Opens a pool, retrying with back-off for up to `patience` while the
 /// server does not answer (it may be starting or restarting).
-pub async fn connect(config: &Config, max_connections: u32, patience: Duration) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    config: &Config,
+    max_connections: u32,
+    patience: Duration,
+) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(config.database_url.expose())
-        .with_context(|| format!("DATABASE_URL {} is not a valid PostgreSQL URL", config.database_url))?
-        .application_name("agenticshop-pipeline");
+        .with_context(|| {
+            format!(
+                "DATABASE_URL {} is not a valid PostgreSQL URL",
+                config.database_url
+            )
+        })?
+        .application_name(APPLICATION_NAME);
     let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
@@ -34,13 +47,18 @@ pub async fn connect(config: &Config, max_connections: u32, patience: Duration) 
         match attempt {
             Ok(pool) => return Ok(pool),
             Err(e) if started.elapsed() < patience && is_transient(&e) => {
-                tracing::warn!("database at {} not reachable ({e}); retrying in {delay:?}", config.database_url);
+                tracing::warn!(
+                    "database at {} not reachable ({e}); retrying in {delay:?}",
+                    config.database_url
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("cannot connect to the database at {}", config.database_url)))
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot connect to the database at {}",
+                    config.database_url
+                )))
             }
         }
     }
@@ -50,11 +68,20 @@ pub async fn connect(config: &Config, max_connections: u32, patience: Duration) 
 /// connection broke.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // admin shutdown, crash shutdown, cannot connect now, too many connections
-            Some("57P01") | Some("57P02") | Some("57P03") | Some("53300") | Some("08006") | Some("08001") | Some("08004")
+            Some("57P01")
+                | Some("57P02")
+                | Some("57P03")
+                | Some("53300")
+                | Some("08006")
+                | Some("08001")
+                | Some("08004")
         ),
         _ => false,
     }
@@ -62,8 +89,11 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
 
 /// True when the error, anywhere in its chain, is a transient database error.
 pub fn is_transient_chain(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_transient))
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_transient)
+    })
 }
 
 /// Creates or updates the pipeline's own tables.
@@ -86,14 +116,16 @@ pub async fn current_revision<'e, E>(executor: E) -> anyhow::Result<Option<Strin
 where
     E: sqlx::Executor<'e, Database = Postgres> + Copy,
 {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.alembic_version') IS NOT NULL")
-        .fetch_one(executor)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+            .fetch_one(executor)
+            .await?;
     if !exists {
         return Ok(None);
     }
-    let version: Option<String> = sqlx::query_scalar("SELECT version_num FROM public.alembic_version LIMIT 1")
-        .fetch_optional(executor)
-        .await?;
+    let version: Option<String> =
+        sqlx::query_scalar("SELECT version_num FROM public.alembic_version LIMIT 1")
+            .fetch_optional(executor)
+            .await?;
     Ok(version)
 }

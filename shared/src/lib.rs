@@ -4,9 +4,11 @@
 
 pub mod catalogue;
 pub mod config;
+pub mod csv_chunks;
 pub mod db;
 pub mod logging;
 pub mod queue;
+pub mod seed;
 pub mod task;
 
 pub use catalogue::Role;

@@ -18,7 +18,8 @@ use crate::config::Config;
 use crate::task::TaskMessage;
 use anyhow::{bail, Context};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -121,9 +122,18 @@ impl Topology {
         for role in Role::ALL {
             let mut work_args = FieldTable::default();
             work_args.insert("x-queue-type".into(), long_string("quorum"));
-            work_args.insert("x-dead-letter-exchange".into(), long_string(&self.dead_letter_exchange()));
-            work_args.insert("x-dead-letter-routing-key".into(), long_string(role.as_str()));
-            work_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+            work_args.insert(
+                "x-dead-letter-exchange".into(),
+                long_string(&self.dead_letter_exchange()),
+            );
+            work_args.insert(
+                "x-dead-letter-routing-key".into(),
+                long_string(role.as_str()),
+            );
+            work_args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(DELIVERY_LIMIT),
+            );
             channel
                 .queue_declare(self.work_queue(role).into(), durable, work_args)
                 .await?;
@@ -154,9 +164,18 @@ impl Topology {
 
             for delay in RETRY_DELAYS {
                 let mut retry_args = FieldTable::default();
-                retry_args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
-                retry_args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange()));
-                retry_args.insert("x-dead-letter-routing-key".into(), long_string(role.as_str()));
+                retry_args.insert(
+                    "x-message-ttl".into(),
+                    AMQPValue::LongLongInt(delay.as_millis() as i64),
+                );
+                retry_args.insert(
+                    "x-dead-letter-exchange".into(),
+                    long_string(&self.exchange()),
+                );
+                retry_args.insert(
+                    "x-dead-letter-routing-key".into(),
+                    long_string(role.as_str()),
+                );
                 channel
                     .queue_declare(self.retry_queue(role, delay).into(), durable, retry_args)
                     .await?;
@@ -173,7 +192,11 @@ fn long_string(s: &str) -> AMQPValue {
 /// Opens a connection, retrying with back-off for up to `patience` (the
 /// broker may be starting or restarting). The URL is never logged with its
 /// password.
-pub async fn connect(config: &Config, name: &str, patience: Duration) -> anyhow::Result<Connection> {
+pub async fn connect(
+    config: &Config,
+    name: &str,
+    patience: Duration,
+) -> anyhow::Result<Connection> {
     let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
@@ -181,12 +204,18 @@ pub async fn connect(config: &Config, name: &str, patience: Duration) -> anyhow:
         match Connection::connect(config.amqp_url.expose(), properties).await {
             Ok(connection) => return Ok(connection),
             Err(e) if started.elapsed() < patience => {
-                tracing::warn!("broker at {} not reachable ({e}); retrying in {delay:?}", config.amqp_url);
+                tracing::warn!(
+                    "broker at {} not reachable ({e}); retrying in {delay:?}",
+                    config.amqp_url
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("cannot connect to the broker at {}", config.amqp_url)))
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot connect to the broker at {}",
+                    config.amqp_url
+                )))
             }
         }
     }
@@ -202,12 +231,18 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn open(connection: &Connection, topology: Topology) -> anyhow::Result<Publisher> {
-        let channel = connection.create_channel().await.context("opening a channel")?;
+        let channel = connection
+            .create_channel()
+            .await
+            .context("opening a channel")?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .context("enabling publisher confirms")?;
-        topology.declare(&channel).await.context("declaring the queue topology")?;
+        topology
+            .declare(&channel)
+            .await
+            .context("declaring the queue topology")?;
         Ok(Publisher { channel, topology })
     }
 
@@ -256,7 +291,11 @@ impl Publisher {
     }
 
     /// Parks a failed task in the delay queue for its next attempt.
-    pub async fn publish_retry(&self, message: &TaskMessage, delay: Duration) -> anyhow::Result<()> {
+    pub async fn publish_retry(
+        &self,
+        message: &TaskMessage,
+        delay: Duration,
+    ) -> anyhow::Result<()> {
         let queue = self.topology.retry_queue(message.role, delay);
         let confirmation = self
             .channel
@@ -273,7 +312,12 @@ impl Publisher {
             .await
             .with_context(|| format!("publishing task {} to {queue}", message.task_id))?
             .await
-            .with_context(|| format!("waiting for the broker to confirm task {} in {queue}", message.task_id))?;
+            .with_context(|| {
+                format!(
+                    "waiting for the broker to confirm task {} in {queue}",
+                    message.task_id
+                )
+            })?;
         if confirmation.is_nack() {
             bail!("the broker refused task {} for {queue}", message.task_id);
         }

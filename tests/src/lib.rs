@@ -18,7 +18,8 @@ use tokio::process::{Child, Command};
 /// The server URL tests create their databases on: `DATABASE_URL` (as
 /// written by `scripts/services.sh`), or the script's default.
 pub fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| shared::config::DEFAULT_DATABASE_URL.to_string())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| shared::config::DEFAULT_DATABASE_URL.to_string())
 }
 
 pub fn amqp_url() -> String {
@@ -29,7 +30,11 @@ pub fn amqp_url() -> String {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test-binary>
-    let dir = exe.parent().and_then(Path::parent).expect("target profile folder").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile folder")
+        .to_path_buf();
     for bin in ["orchestrator", "worker"] {
         assert!(
             dir.join(bin).exists(),
@@ -42,7 +47,10 @@ pub fn bin_dir() -> PathBuf {
 
 /// The repository's root folder (for `data/`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub struct TestEnv {
@@ -61,14 +69,20 @@ impl TestEnv {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let slug: String = test_name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(30)
             .collect();
         let db_name = format!("t_{slug}_{suffix}");
         let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin} ({e}); run scripts/services.sh"));
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test PostgreSQL at {admin} ({e}); run scripts/services.sh")
+        });
         sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
             .execute(&mut conn)
             .await
@@ -120,7 +134,8 @@ impl TestEnv {
 
     /// Runs `orchestrator <args>` to the end (at most `limit`).
     pub async fn orchestrator(&self, args: &[&str]) -> Output {
-        self.orchestrator_within(args, Duration::from_secs(300)).await
+        self.orchestrator_within(args, Duration::from_secs(300))
+            .await
     }
 
     pub async fn orchestrator_within(&self, args: &[&str], limit: Duration) -> Output {
@@ -163,7 +178,8 @@ impl TestEnv {
 
     /// Sends `signal` to a worker this test started.
     pub fn signal_worker(&self, pid: u32, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal the worker");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signal the worker");
     }
 
     /// Waits for a worker started by this test to exit; returns its exit code.
@@ -190,9 +206,24 @@ impl TestEnv {
         panic!("timed out after {limit:?} waiting for: {what}");
     }
 
+    /// Waits until at least `at_least` tasks of this database are in `status`.
+    pub async fn wait_for_tasks(&self, status: &str, at_least: i64, limit: Duration) {
+        let what = format!("{at_least} task(s) {status}");
+        self.eventually(&what, limit, || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = $1")
+                .bind(status)
+                .fetch_one(&self.pool)
+                .await
+                .map(|n| n >= at_least)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
     /// Messages ready in a queue of this test's topology.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
-        let connection = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let declared = channel
             .queue_declare(
@@ -211,7 +242,8 @@ impl TestEnv {
 
     /// Publishes a raw body to a role's work queue (for poison tests).
     pub async fn publish_raw(&self, role: shared::Role, body: &[u8]) -> anyhow::Result<()> {
-        let connection = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(lapin::options::ConfirmSelectOptions::default())
@@ -238,20 +270,34 @@ impl TestEnv {
         }
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut conn)
+            .await;
         }
-        if let Ok(connection) = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await {
+        if let Ok(connection) =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+        {
             if let Ok(channel) = connection.create_channel().await {
                 for queue in self.topology().all_queues() {
                     let _ = channel
-                        .queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                        .queue_delete(
+                            queue.as_str().into(),
+                            lapin::options::QueueDeleteOptions::default(),
+                        )
                         .await;
                 }
-                for exchange in [self.topology().exchange(), self.topology().dead_letter_exchange()] {
+                for exchange in [
+                    self.topology().exchange(),
+                    self.topology().dead_letter_exchange(),
+                ] {
                     let _ = channel
-                        .exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+                        .exchange_delete(
+                            exchange.as_str().into(),
+                            lapin::options::ExchangeDeleteOptions::default(),
+                        )
                         .await;
                 }
             }

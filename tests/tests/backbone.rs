@@ -66,7 +66,12 @@ async fn enum_labels(env: &TestEnv) -> Vec<String> {
 }
 
 fn lines(spec: &str) -> Vec<String> {
-    let mut v: Vec<String> = spec.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let mut v: Vec<String> = spec
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     v.sort();
     v
 }
@@ -172,18 +177,40 @@ async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_not
     env.start_worker(&["--role", "seed"]);
     for round in 1..=2 {
         assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
-        assert_eq!(current(&env).await, format!("{SCHEMA} (schema)"), "round {round}");
+        assert_eq!(
+            current(&env).await,
+            format!("{SCHEMA} (schema)"),
+            "round {round}"
+        );
         let mut got = columns(&env).await;
         got.sort();
         assert_eq!(got, lines(EXPECTED_COLUMNS), "round {round}: columns");
-        assert_eq!(constraints(&env).await, lines(EXPECTED_CONSTRAINTS), "round {round}: constraints");
-        assert_eq!(indexes(&env).await, lines(EXPECTED_INDEXES), "round {round}: indexes");
-        assert_eq!(enum_labels(&env).await, ["pending", "running", "done", "failed"], "round {round}: enum");
+        assert_eq!(
+            constraints(&env).await,
+            lines(EXPECTED_CONSTRAINTS),
+            "round {round}: constraints"
+        );
+        assert_eq!(
+            indexes(&env).await,
+            lines(EXPECTED_INDEXES),
+            "round {round}: indexes"
+        );
+        assert_eq!(
+            enum_labels(&env).await,
+            ["pending", "running", "done", "failed"],
+            "round {round}: enum"
+        );
 
         assert_success(&env.orchestrator(&["downgrade", "base"]).await);
         assert_eq!(current(&env).await, "(base)");
-        assert!(columns(&env).await.is_empty(), "round {round}: tables left after downgrade");
-        assert!(enum_labels(&env).await.is_empty(), "round {round}: enum left after downgrade");
+        assert!(
+            columns(&env).await.is_empty(),
+            "round {round}: tables left after downgrade"
+        );
+        assert!(
+            enum_labels(&env).await.is_empty(),
+            "round {round}: enum left after downgrade"
+        );
     }
     let history = env.orchestrator(&["history"]).await;
     assert_success(&history);
@@ -210,7 +237,10 @@ async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
         .fetch_one(&env.pool)
         .await
         .unwrap();
-    assert!(!touched, "upgrade to an unavailable revision changed the database");
+    assert!(
+        !touched,
+        "upgrade to an unavailable revision changed the database"
+    );
     env.cleanup().await;
 }
 
@@ -244,39 +274,62 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     // the very same message again.
     let orchestrator = env.spawn_orchestrator(&["upgrade", SCHEMA]);
     let pool = env.pool.clone();
-    env.eventually("the schema task to be queued", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'")
+    env.eventually(
+        "the schema task to be queued",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'",
+                )
                 .fetch_one(&pool)
                 .await
                 .map(|n| n == 1)
                 .unwrap_or(false)
-        }
-    })
+            }
+        },
+    )
     .await;
-    let (task_id,): (i64,) = sqlx::query_as("SELECT id FROM pipeline.tasks").fetch_one(&env.pool).await.unwrap();
+    let (task_id,): (i64,) = sqlx::query_as("SELECT id FROM pipeline.tasks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     let duplicate = TaskMessage {
         task_id,
         revision: SCHEMA.into(),
         role: Role::Seed,
         kind: "upgrade".into(),
     };
-    env.publish_raw(Role::Seed, &duplicate.to_bytes()).await.unwrap();
-    assert_eq!(env.queue_depth(&env.topology().work_queue(Role::Seed)).await.unwrap(), 2);
+    env.publish_raw(Role::Seed, &duplicate.to_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        env.queue_depth(&env.topology().work_queue(Role::Seed))
+            .await
+            .unwrap(),
+        2
+    );
 
     env.start_worker(&["--role", "all"]);
-    let out = tokio::time::timeout(Duration::from_secs(120), orchestrator.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), orchestrator.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&out);
     // Both deliveries consumed; the DDL ran once (a second run would have
     // failed on "already exists" and left an error and a second attempt).
     let queue = env.topology().work_queue(Role::Seed);
     let pool = env.pool.clone();
-    env.eventually("the duplicate to be consumed", Duration::from_secs(30), || {
-        let queue = queue.clone();
-        let env = &env;
-        async move { env.queue_depth(&queue).await.unwrap() == 0 }
-    })
+    env.eventually(
+        "the duplicate to be consumed",
+        Duration::from_secs(30),
+        || {
+            let queue = queue.clone();
+            let env = &env;
+            async move { env.queue_depth(&queue).await.unwrap() == 0 }
+        },
+    )
     .await;
     let (status, attempts, error): (String, i32, Option<String>) =
         sqlx::query_as("SELECT status, attempts, last_error FROM pipeline.tasks WHERE id = $1")
@@ -285,27 +338,39 @@ async fn a_task_message_published_twice_has_its_effect_once() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts, error), ("done", 1, None));
-    assert_eq!(env.queue_depth(&env.topology().dead_queue(Role::Seed)).await.unwrap(), 0);
+    assert_eq!(
+        env.queue_depth(&env.topology().dead_queue(Role::Seed))
+            .await
+            .unwrap(),
+        0
+    );
 
     // The same with a visible effect per task: while 30 slow no-op tasks
     // run, every one of their messages is published a second time.
     let run = start_noop_run(&env, 30, 200);
     let pool = env.pool.clone();
-    env.eventually("the no-op tasks to be queued", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'")
+    env.eventually(
+        "the no-op tasks to be queued",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'",
+                )
                 .fetch_one(&pool)
                 .await
                 .map(|n| n == 30)
                 .unwrap_or(false)
-        }
-    })
+            }
+        },
+    )
     .await;
-    let tasks: Vec<(i64, String)> = sqlx::query_as("SELECT id, role FROM pipeline.tasks WHERE kind = 'noop'")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+    let tasks: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, role FROM pipeline.tasks WHERE kind = 'noop'")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     for (task_id, role) in tasks {
         let role: Role = role.parse().unwrap();
         let again = TaskMessage {
@@ -316,7 +381,10 @@ async fn a_task_message_published_twice_has_its_effect_once() {
         };
         env.publish_raw(role, &again.to_bytes()).await.unwrap();
     }
-    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&out);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(marks(&env).await, (30, 30));
@@ -328,25 +396,22 @@ async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
     let mut env = TestEnv::new("sigkill").await;
     let victim = env.start_worker(&["--role", "all", "--concurrency", "4"]);
     let run = start_noop_run(&env, 24, 1500);
-    let pool = env.pool.clone();
-    env.eventually("the worker to be in the middle of tasks", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'running'")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n >= 2)
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    env.wait_for_tasks("running", 2, Duration::from_secs(60))
+        .await;
     env.signal_worker(victim, Signal::SIGKILL);
     env.wait_worker(victim, Duration::from_secs(10)).await;
     // Another worker finishes the job.
     env.start_worker(&["--role", "all", "--concurrency", "8"]);
-    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&out);
-    assert_eq!(marks(&env).await, (24, 24), "every task's effect exactly once");
+    assert_eq!(
+        marks(&env).await,
+        (24, 24),
+        "every task's effect exactly once"
+    );
     env.cleanup().await;
 }
 
@@ -355,20 +420,14 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
     let mut env = TestEnv::new("sigterm").await;
     let worker = env.start_worker(&["--role", "all", "--concurrency", "2"]);
     let run = start_noop_run(&env, 6, 2000);
-    let pool = env.pool.clone();
-    env.eventually("tasks to be running", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'running'")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n >= 1)
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    env.wait_for_tasks("running", 1, Duration::from_secs(60))
+        .await;
     env.signal_worker(worker, Signal::SIGTERM);
-    assert_eq!(env.wait_worker(worker, Duration::from_secs(30)).await, Some(0), "exit code after SIGTERM");
+    assert_eq!(
+        env.wait_worker(worker, Duration::from_secs(30)).await,
+        Some(0),
+        "exit code after SIGTERM"
+    );
     let (done, running): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'running') FROM pipeline.tasks",
     )
@@ -378,7 +437,10 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
     assert!(done >= 1, "the tasks in hand were finished");
     assert_eq!(running, 0, "nothing left claimed by the stopped worker");
     env.start_worker(&["--role", "all"]);
-    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&out);
     assert_eq!(marks(&env).await, (6, 6));
     env.cleanup().await;
@@ -390,32 +452,49 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     // No worker yet: the first upgrade holds the lock while it waits.
     let first = env.spawn_orchestrator(&["upgrade", SCHEMA]);
     let pool = env.pool.clone();
-    env.eventually("the first run to hold the lock", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n == 1)
-                .unwrap_or(false)
-        }
-    })
+    env.eventually(
+        "the first run to hold the lock",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks")
+                    .fetch_one(&pool)
+                    .await
+                    .map(|n| n == 1)
+                    .unwrap_or(false)
+            }
+        },
+    )
     .await;
     let refused = env.orchestrator(&["upgrade", SCHEMA, "--no-wait"]).await;
     assert!(!refused.status.success(), "{}", text(&refused));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("run lock"), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("run lock"),
+        "{}",
+        text(&refused)
+    );
 
     let waiting = env.spawn_orchestrator(&["upgrade", SCHEMA]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     env.start_worker(&["--role", "seed"]);
-    let first = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&first);
-    let waiting = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output()).await.unwrap().unwrap();
+    let waiting = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&waiting);
     let stderr = String::from_utf8_lossy(&waiting.stderr);
     assert!(stderr.contains("waiting"), "{stderr}");
     assert!(stderr.contains("nothing to do"), "{stderr}");
-    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM pipeline.tasks").fetch_one(&env.pool).await.unwrap();
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM pipeline.tasks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(tasks, 1, "the second upgrade planned nothing");
     env.cleanup().await;
 }
@@ -443,25 +522,17 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
     let mut env = TestEnv::new("broker_drop").await;
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
     let run = start_noop_run(&env, 40, 300);
-    let pool = env.pool.clone();
-    env.eventually("the run to be under way", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = 'done'")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n >= 4)
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
     let worker_tag = format!("worker {}", env.queue_prefix);
     let victims: Vec<String> = broker_connections()
         .into_iter()
         .filter(|(_, props)| props.contains(&worker_tag))
         .map(|(pid, _)| pid)
         .collect();
-    assert!(!victims.is_empty(), "the worker's connection is listed by the broker");
+    assert!(
+        !victims.is_empty(),
+        "the worker's connection is listed by the broker"
+    );
     for pid in &victims {
         let status = std::process::Command::new("rabbitmqctl")
             .args(["close_connection", pid, "closed by the broker-drop test"])
@@ -469,11 +540,16 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
             .unwrap();
         assert!(status.success());
     }
-    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_success(&out);
     assert_eq!(marks(&env).await, (40, 40));
     assert!(
-        broker_connections().iter().any(|(pid, props)| props.contains(&worker_tag) && !victims.contains(pid)),
+        broker_connections()
+            .iter()
+            .any(|(pid, props)| props.contains(&worker_tag) && !victims.contains(pid)),
         "the worker opened a new connection"
     );
     env.cleanup().await;
@@ -483,23 +559,39 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
 async fn poison_messages_end_in_the_dead_letter_queue_without_looping() {
     let mut env = TestEnv::new("poison").await;
     env.start_worker(&["--role", "seed"]);
-    env.publish_raw(Role::Seed, b"this is not json").await.unwrap();
-    env.publish_raw(Role::Seed, br#"{"task_id":1,"revision":"0000deadbeef","role":"seed","kind":"upgrade"}"#)
+    env.publish_raw(Role::Seed, b"this is not json")
         .await
         .unwrap();
-    env.publish_raw(Role::Seed, br#"{"task_id":1,"revision":"1b33292593a9","role":"oracle","kind":"upgrade"}"#)
-        .await
-        .unwrap();
+    env.publish_raw(
+        Role::Seed,
+        br#"{"task_id":1,"revision":"0000deadbeef","role":"seed","kind":"upgrade"}"#,
+    )
+    .await
+    .unwrap();
+    env.publish_raw(
+        Role::Seed,
+        br#"{"task_id":1,"revision":"1b33292593a9","role":"oracle","kind":"upgrade"}"#,
+    )
+    .await
+    .unwrap();
     let dead = env.topology().dead_queue(Role::Seed);
     let work = env.topology().work_queue(Role::Seed);
-    env.eventually("three messages in the dead-letter queue", Duration::from_secs(30), || {
-        let (dead, env) = (dead.clone(), &env);
-        async move { env.queue_depth(&dead).await.unwrap() == 3 }
-    })
+    env.eventually(
+        "three messages in the dead-letter queue",
+        Duration::from_secs(30),
+        || {
+            let (dead, env) = (dead.clone(), &env);
+            async move { env.queue_depth(&dead).await.unwrap() == 3 }
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(env.queue_depth(&work).await.unwrap(), 0, "nothing requeued");
-    assert_eq!(env.queue_depth(&dead).await.unwrap(), 3, "each poison message dead-lettered once");
+    assert_eq!(
+        env.queue_depth(&dead).await.unwrap(),
+        3,
+        "each poison message dead-lettered once"
+    );
     env.cleanup().await;
 }
 
@@ -523,15 +615,25 @@ async fn a_database_that_alembic_started_is_continued() {
     assert_success(&history);
     let history = String::from_utf8_lossy(&history.stdout).to_string();
     let schema_line = history.lines().find(|l| l.contains(SCHEMA)).unwrap();
-    assert!(schema_line.contains("applied") && !schema_line.contains("not applied"), "{history}");
+    assert!(
+        schema_line.contains("applied") && !schema_line.contains("not applied"),
+        "{history}"
+    );
 
     let out = env.orchestrator(&["upgrade", SCHEMA]).await;
     assert_success(&out);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
+        "{}",
+        text(&out)
+    );
     // And it can be undone from here.
     env.start_worker(&["--role", "seed"]);
     assert_success(&env.orchestrator(&["downgrade", "base"]).await);
-    let left: Option<String> = sqlx::query_scalar("SELECT version_num FROM alembic_version").fetch_optional(&env.pool).await.unwrap();
+    let left: Option<String> = sqlx::query_scalar("SELECT version_num FROM alembic_version")
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(left, None);
     env.cleanup().await;
 }
@@ -540,17 +642,30 @@ async fn a_database_that_alembic_started_is_continued() {
 async fn config_prints_every_setting_with_secrets_redacted() {
     let mut env = TestEnv::new("config").await;
     env.set_env("OPENAI_API_KEY", "sk-test-must-not-show");
-    env.set_env("DATABASE_URL", "postgres://shop:pg-password-must-not-show@127.0.0.1:5433/x");
+    env.set_env(
+        "DATABASE_URL",
+        "postgres://shop:pg-password-must-not-show@127.0.0.1:5433/x",
+    );
     let out = env.orchestrator(&["config"]).await;
     assert_success(&out);
     let all = text(&out);
-    assert!(!all.contains("sk-test-must-not-show") && !all.contains("pg-password-must-not-show"), "{all}");
-    assert!(all.contains("OPENAI_API_KEY") && all.contains("(set, redacted)"), "{all}");
+    assert!(
+        !all.contains("sk-test-must-not-show") && !all.contains("pg-password-must-not-show"),
+        "{all}"
+    );
+    assert!(
+        all.contains("OPENAI_API_KEY") && all.contains("(set, redacted)"),
+        "{all}"
+    );
 
     env.set_env("WORKER_CONCURRENCY", "many");
     let out = env.orchestrator(&["config"]).await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("WORKER_CONCURRENCY"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WORKER_CONCURRENCY"),
+        "{}",
+        text(&out)
+    );
     let help = env.orchestrator(&["--help"]).await;
     assert!(!text(&help).contains("sk-test-must-not-show"));
     env.cleanup().await;
@@ -561,4 +676,123 @@ fn retry_delays_grow() {
     assert!(Topology::retry_delay(1) < Topology::retry_delay(2));
     assert!(Topology::retry_delay(2) < Topology::retry_delay(3));
     assert_eq!(Topology::retry_delay(50), Topology::retry_delay(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_task_is_retried_with_back_off_then_succeeds() {
+    let mut env = TestEnv::new("retry_then_ok").await;
+    env.start_worker(&["--role", "all"]);
+    let out = env
+        .orchestrator(&[
+            "bench",
+            "runtime",
+            "--tasks",
+            "4",
+            "--workers",
+            "0",
+            "--fail-attempts",
+            "2",
+            "--mark",
+        ])
+        .await;
+    assert_success(&out);
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM pipeline.tasks ORDER BY id")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts,
+        [3, 3, 3, 3],
+        "two failed attempts, then the third succeeded"
+    );
+    assert_eq!(marks(&env).await, (4, 4));
+    // The second retry waited longer than the first (1 s, then 5 s).
+    let waited: f64 = sqlx::query_scalar(
+        "SELECT min(extract(epoch FROM finished_at - queued_at))::float8 FROM pipeline.tasks",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let expected = (Topology::retry_delay(1) + Topology::retry_delay(2)).as_secs_f64();
+    assert!(
+        waited >= expected,
+        "tasks finished after {waited}s, before the back-off of {expected}s"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_keeps_failing_is_dead_lettered_and_the_run_fails_with_its_error() {
+    let mut env = TestEnv::new("retry_then_dead").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "2");
+    env.start_worker(&["--role", "all"]);
+    let out = env
+        .orchestrator(&[
+            "bench",
+            "runtime",
+            "--tasks",
+            "1",
+            "--workers",
+            "0",
+            "--fail-attempts",
+            "9",
+        ])
+        .await;
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failing on purpose") && stderr.contains("after 2 attempt"),
+        "{stderr}"
+    );
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM pipeline.tasks")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.contains("failing on purpose"), "{error}");
+    let dead_total: u32 = {
+        let mut total = 0;
+        for role in Role::ALL {
+            total += env
+                .queue_depth(&env.topology().dead_queue(role))
+                .await
+                .unwrap();
+        }
+        total
+    };
+    assert_eq!(dead_total, 1, "the message is in its dead-letter queue");
+    let status = env.orchestrator(&["status"]).await;
+    assert_success(&status);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("failing on purpose"),
+        "{}",
+        text(&status)
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
+    let mut env = TestEnv::new("db_drop").await;
+    env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let run = start_noop_run(&env, 40, 300);
+    env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
+    // Every pipeline connection to this database dies, as in a server restart.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()) t",
+    )
+    .bind(shared::db::APPLICATION_NAME)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(killed >= 2, "terminated {killed} pipeline connections");
+    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(marks(&env).await, (40, 40));
+    env.cleanup().await;
 }

@@ -39,7 +39,9 @@ use anyhow::Context as _;
 use futures_util::future::FutureExt;
 use futures_util::stream::{SelectAll, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use serde_json::Value;
@@ -77,7 +79,11 @@ pub struct Completed {
 impl ClaimedTask {
     /// Marks the task done inside `tx`, which holds the task's effect, and
     /// commits both together.
-    pub async fn complete(&self, mut tx: Transaction<'_, Postgres>, rows_done: i64) -> anyhow::Result<Completed> {
+    pub async fn complete(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        rows_done: i64,
+    ) -> anyhow::Result<Completed> {
         let updated = sqlx::query(
             "UPDATE pipeline.tasks
                 SET status = 'done', rows_done = $2, finished_at = clock_timestamp(), last_error = NULL
@@ -91,7 +97,10 @@ impl ClaimedTask {
         .rows_affected();
         if updated != 1 {
             tx.rollback().await.ok();
-            anyhow::bail!("task {} was no longer claimed by this worker; its effect was rolled back", self.id);
+            anyhow::bail!(
+                "task {} was no longer claimed by this worker; its effect was rolled back",
+                self.id
+            );
         }
         notify(&mut tx, self.revision_run_id).await?;
         tx.commit().await.context("committing the task's effect")?;
@@ -100,8 +109,12 @@ impl ClaimedTask {
 
     /// A typed view of the payload.
     pub fn payload<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
-        serde_json::from_value(self.payload.clone())
-            .with_context(|| format!("task {} ({} {}) has a payload this worker cannot read", self.id, self.revision, self.kind))
+        serde_json::from_value(self.payload.clone()).with_context(|| {
+            format!(
+                "task {} ({} {}) has a payload this worker cannot read",
+                self.id, self.revision, self.kind
+            )
+        })
     }
 }
 
@@ -181,7 +194,12 @@ struct Shared {
 
 /// Runs until a shutdown signal, then drains and returns.
 pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
-    let pool = db::connect(&config, (options.concurrency as u32) * 2 + 2, Duration::from_secs(120)).await?;
+    let pool = db::connect(
+        &config,
+        (options.concurrency as u32) * 2 + 2,
+        Duration::from_secs(120),
+    )
+    .await?;
     let shared = Arc::new(Shared {
         process: revisions::ProcessState::default(),
         config,
@@ -224,7 +242,12 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         tracing::info!(
             "worker {} consuming {} with {} slots",
             options.name,
-            options.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+            options
+                .roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             options.concurrency
         );
         let ended = consume(&shared, &publisher, consumers, &slots, stop_rx.clone()).await;
@@ -264,13 +287,21 @@ async fn open_session(
     topology: &Topology,
     options: &WorkerOptions,
 ) -> anyhow::Result<(Connection, Publisher, Vec<(Role, Consumer, lapin::Channel)>)> {
-    let connection = shared::queue::connect(config, &format!("worker {} {}", config.queue_prefix, options.name), Duration::ZERO).await?;
+    let connection = shared::queue::connect(
+        config,
+        &format!("worker {} {}", config.queue_prefix, options.name),
+        Duration::ZERO,
+    )
+    .await?;
     let publisher = Publisher::open(&connection, topology.clone()).await?;
     let mut consumers = Vec::new();
     for &role in &options.roles {
         let channel = connection.create_channel().await?;
         channel
-            .basic_qos(options.concurrency.min(u16::MAX as usize) as u16, BasicQosOptions::default())
+            .basic_qos(
+                options.concurrency.min(u16::MAX as usize) as u16,
+                BasicQosOptions::default(),
+            )
             .await?;
         let consumer = channel
             .basic_consume(
@@ -327,7 +358,9 @@ async fn consume(
 
 async fn cancel(channels: Vec<(lapin::Channel, lapin::types::ShortString)>) -> SessionEnd {
     for (channel, tag) in channels {
-        let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+        let _ = channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
     }
     SessionEnd::Stop
 }
@@ -377,18 +410,22 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
         },
     };
     let acked = match outcome {
-        Outcome::Rejected | Outcome::Failed => delivery
-            .nack(BasicNackOptions {
-                requeue: false,
-                ..BasicNackOptions::default()
-            })
-            .await,
-        Outcome::Requeued => delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await,
+        Outcome::Rejected | Outcome::Failed => {
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..BasicNackOptions::default()
+                })
+                .await
+        }
+        Outcome::Requeued => {
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+        }
         _ => delivery.ack(BasicAckOptions::default()).await,
     };
     if let Err(e) = acked {
@@ -409,7 +446,11 @@ fn preview(body: &[u8]) -> String {
 
 /// Claims, executes and settles one task. An `Err` means the database could
 /// not be reached to record anything: the caller requeues the message.
-async fn process(shared: &Shared, publisher: &Publisher, message: &TaskMessage) -> anyhow::Result<Outcome> {
+async fn process(
+    shared: &Shared,
+    publisher: &Publisher,
+    message: &TaskMessage,
+) -> anyhow::Result<Outcome> {
     let mut conn: PoolConnection<Postgres> = shared.pool.acquire().await?;
     let row: Option<(String,)> = sqlx::query_as("SELECT status FROM pipeline.tasks WHERE id = $1")
         .bind(message.task_id)
@@ -460,7 +501,8 @@ async fn run_claimed(
     .bind(&shared.worker_name)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((revision_run_id, revision, kind, phase, payload, attempt, max_attempts)) = claimed else {
+    let Some((revision_run_id, revision, kind, phase, payload, attempt, max_attempts)) = claimed
+    else {
         return Ok(Outcome::SkippedDone);
     };
     let task = ClaimedTask {
@@ -494,11 +536,18 @@ async fn run_claimed(
             Ok(Outcome::Completed)
         }
         Err(e) if db::is_transient_chain(&e) => {
-            // Not the task's fault: put it back for when the database answers.
-            sqlx::query("UPDATE pipeline.tasks SET status = 'queued', attempts = attempts - 1 WHERE id = $1 AND status = 'running'")
-                .bind(task.id)
-                .execute(&mut *conn)
-                .await?;
+            // Not the task's fault: put it back, uncounted, for when the
+            // database answers. The claim's connection may be the one that
+            // broke, so this goes through the pool, and only while no other
+            // worker has claimed the task since.
+            let _ = sqlx::query(
+                "UPDATE pipeline.tasks SET status = 'queued', attempts = attempts - 1
+                  WHERE id = $1 AND status = 'running' AND worker = $2",
+            )
+            .bind(task.id)
+            .bind(&shared.worker_name)
+            .execute(&shared.pool)
+            .await;
             Err(e)
         }
         Err(e) => {
@@ -528,7 +577,12 @@ async fn run_claimed(
     }
 }
 
-async fn record_failure(conn: &mut PgConnection, task: &ClaimedTask, new_status: &str, error: &str) -> anyhow::Result<()> {
+async fn record_failure(
+    conn: &mut PgConnection,
+    task: &ClaimedTask,
+    new_status: &str,
+    error: &str,
+) -> anyhow::Result<()> {
     let finished = new_status == status::FAILED;
     sqlx::query(
         "UPDATE pipeline.tasks

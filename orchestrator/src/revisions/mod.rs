@@ -5,7 +5,9 @@
 use crate::plan::{Phase, PlanContext};
 use shared::catalogue;
 
+pub mod embeddings;
 pub mod schema;
+pub mod seed;
 
 #[async_trait::async_trait]
 pub trait Planner: Send + Sync {
@@ -15,7 +17,11 @@ pub trait Planner: Send + Sync {
     /// flight), to undo partial effects where the revision promises all or
     /// nothing. Returns true when it undid them, in which case the next
     /// attempt starts afresh instead of resuming.
-    async fn undo_partial(&self, _ctx: &PlanContext<'_>, _revision_run_id: i64) -> anyhow::Result<bool> {
+    async fn undo_partial(
+        &self,
+        _ctx: &PlanContext<'_>,
+        _revision_run_id: i64,
+    ) -> anyhow::Result<bool> {
         Ok(false)
     }
 }
@@ -24,6 +30,8 @@ pub trait Planner: Send + Sync {
 pub fn planner(revision: &str) -> Option<Box<dyn Planner>> {
     match revision {
         catalogue::SCHEMA => Some(Box::new(schema::SchemaPlanner)),
+        catalogue::SEED => Some(Box::new(seed::SeedPlanner)),
+        catalogue::EMBEDDINGS => Some(Box::new(embeddings::EmbeddingsPlanner)),
         _ => None,
     }
 }

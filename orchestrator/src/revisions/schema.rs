@@ -13,11 +13,18 @@ impl Planner for SchemaPlanner {
         let (name, kind, label) = match ctx.direction {
             Direction::Upgrade => ("create tables", "upgrade", "create the application tables"),
             Direction::Downgrade => ("drop tables", "downgrade", "drop the application tables"),
-            Direction::Rerun => anyhow::bail!("revision 1b33292593a9 (schema) has nothing to re-run"),
+            Direction::Rerun => {
+                anyhow::bail!("revision 1b33292593a9 (schema) has nothing to re-run")
+            }
         };
         Ok(vec![Phase::new(
             name,
-            vec![PlannedTask::new(Role::Seed, kind, label, serde_json::json!({}))],
+            vec![PlannedTask::new(
+                Role::Seed,
+                kind,
+                label,
+                serde_json::json!({}),
+            )],
         )])
     }
 }

@@ -2,7 +2,8 @@
 //! the whole path to measure the pipeline's own overhead. A payload may ask
 //! for simulated work (`sleep_ms`, before the completing transaction) and a
 //! visible effect (`mark`: a row in `pipeline.noop_marks`, written in that
-//! transaction), which is how tests see that an effect happened exactly once.
+//! transaction), which is how tests see that an effect happened exactly once,
+//! and failures (`fail_attempts`), which is how they see retries.
 
 use crate::runtime::{Completed, TaskContext};
 use serde::Deserialize;
@@ -18,10 +19,21 @@ struct NoopPayload {
     sleep_ms: u64,
     #[serde(default)]
     mark: bool,
+    /// Fail this many attempts before succeeding (exercises retries and
+    /// dead-lettering).
+    #[serde(default)]
+    fail_attempts: i32,
 }
 
 pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let payload: NoopPayload = ctx.task.payload()?;
+    if ctx.task.attempt <= payload.fail_attempts {
+        anyhow::bail!(
+            "no-op task failing on purpose (attempt {} of the {} asked to fail)",
+            ctx.task.attempt,
+            payload.fail_attempts
+        );
+    }
     if payload.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(payload.sleep_ms)).await;
     }

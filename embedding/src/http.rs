@@ -1,0 +1,1018 @@
+//! OpenAI-compatible and Azure OpenAI embedding providers.
+//!
+//! Both send `request_batch_size` texts per request with up to
+//! `requests_in_flight` requests at once, and retry with exponential back-off
+//! and jitter on 429 (waiting at least what `Retry-After` / `retry-after-ms`
+//! asks), 5xx, 408 and transport errors or time-outs, up to
+//! `http_max_retries` times; then the call fails with
+//! [`EmbedError::Transient`]. Any other 4xx fails at once with
+//! [`EmbedError::Permanent`] carrying the provider's own message. The API
+//! key is sent in a header and never appears in an error or a log line.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{StatusCode, Url};
+use shared::config::{redact_url, EmbeddingConfig, Secret};
+
+use crate::{EmbedError, Embedder};
+
+/// First back-off delay; doubled on each retry, capped at [`MAX_BACKOFF`].
+pub const BASE_BACKOFF: Duration = Duration::from_millis(500);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest `Retry-After` honoured; a provider asking for more gets this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// Longest provider message kept in an error.
+const MAX_MESSAGE: usize = 600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    OpenAi,
+    Azure,
+}
+
+/// What both providers share: the client, the URL, batching and retries.
+struct HttpCore {
+    flavour: Flavour,
+    client: reqwest::Client,
+    url: Url,
+    /// Sent as `model` in the body (OpenAI); the deployment is in the URL for Azure.
+    model: String,
+    key: Secret,
+    dimensions: Option<u32>,
+    batch: usize,
+    in_flight: usize,
+    max_retries: u32,
+    base_backoff: Duration,
+    max_backoff: Duration,
+    known_dims: OnceLock<usize>,
+    describe: String,
+}
+
+#[derive(serde::Serialize)]
+struct Request<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
+    encoding_format: &'static str,
+}
+
+#[derive(serde::Deserialize)]
+struct Response {
+    data: Vec<Item>,
+}
+
+#[derive(serde::Deserialize)]
+struct Item {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+type BatchFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + Send + 'a>,
+>;
+
+/// Why one attempt failed.
+enum Attempt {
+    Retry {
+        reason: String,
+        wait_at_least: Option<Duration>,
+    },
+    Fail(EmbedError),
+}
+
+impl HttpCore {
+    fn new(
+        flavour: Flavour,
+        config: &EmbeddingConfig,
+        url: Url,
+        key: Secret,
+    ) -> Result<Self, EmbedError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.http_timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(config.http_timeout_secs.clamp(1, 30)))
+            .build()
+            .map_err(|e| EmbedError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        let describe = format!(
+            "{} {} at {}{}",
+            match flavour {
+                Flavour::OpenAi => "openai",
+                Flavour::Azure => "azure-openai",
+            },
+            config.model,
+            redact_url(url.as_str()),
+            config
+                .dimensions
+                .map(|d| format!(" ({d} dimensions)"))
+                .unwrap_or_default()
+        );
+        Ok(HttpCore {
+            flavour,
+            client,
+            url,
+            model: config.model.clone(),
+            key,
+            dimensions: config.dimensions,
+            batch: config.request_batch_size.max(1),
+            in_flight: config.requests_in_flight.max(1),
+            max_retries: config.http_max_retries,
+            base_backoff: BASE_BACKOFF,
+            max_backoff: MAX_BACKOFF,
+            known_dims: OnceLock::new(),
+            describe,
+        })
+    }
+
+    fn headers(&self) -> Result<HeaderMap, EmbedError> {
+        let mut headers = HeaderMap::new();
+        if self.key.is_empty() {
+            return Ok(headers);
+        }
+        let (name, value) = match self.flavour {
+            Flavour::OpenAi => (AUTHORIZATION, format!("Bearer {}", self.key.expose())),
+            Flavour::Azure => (
+                reqwest::header::HeaderName::from_static("api-key"),
+                self.key.expose().to_string(),
+            ),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            EmbedError::Permanent(
+                "the embedding API key holds characters that cannot go in an HTTP header".into(),
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+        Ok(headers)
+    }
+
+    /// Removes the key from text that came back from the provider.
+    fn scrub(&self, text: &str) -> String {
+        let key = self.key.expose();
+        if key.len() >= 4 && text.contains(key) {
+            text.replace(key, "(redacted)")
+        } else {
+            text.to_string()
+        }
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Boxed as `Send` futures up front: lets the compiler see the stream is
+        // Send without the higher-ranked closure inference that fails here.
+        let requests: Vec<BatchFuture<'_>> = texts
+            .chunks(self.batch)
+            .map(|chunk| Box::pin(self.embed_batch(chunk)) as BatchFuture<'_>)
+            .collect();
+        let batches: Vec<Vec<Vec<f32>>> = stream::iter(requests)
+            .buffered(self.in_flight)
+            .try_collect()
+            .await?;
+        let vectors: Vec<Vec<f32>> = batches.into_iter().flatten().collect();
+        if let Some(first) = vectors.first() {
+            let _ = self.known_dims.set(first.len());
+        }
+        Ok(vectors)
+    }
+
+    /// One request's worth of texts, with retries.
+    async fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let headers = self.headers()?;
+        let body = Request {
+            model: match self.flavour {
+                Flavour::OpenAi => Some(self.model.as_str()),
+                Flavour::Azure => None,
+            },
+            input: texts,
+            dimensions: self.dimensions,
+            encoding_format: "float",
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
+        let mut attempt = 0u32;
+        loop {
+            match self.attempt(&headers, &body, texts.len()).await {
+                Ok(vectors) => return Ok(vectors),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry {
+                    reason,
+                    wait_at_least,
+                }) => {
+                    if attempt >= self.max_retries {
+                        return Err(EmbedError::Transient(format!(
+                            "{}: gave up after {} attempts: {reason}",
+                            self.describe,
+                            attempt + 1
+                        )));
+                    }
+                    let delay = self.backoff(attempt, wait_at_least);
+                    tracing::warn!(
+                        provider = %self.describe,
+                        attempt = attempt + 1,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "embedding request failed, retrying: {reason}"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Exponential back-off with jitter: uniformly in [d/2, d] where
+    /// d = base · 2^attempt (capped), and never less than the provider asked.
+    fn backoff(&self, attempt: u32, wait_at_least: Option<Duration>) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let half = exp / 2;
+        let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
+        let delay = half + Duration::from_millis(jitter);
+        match wait_at_least {
+            Some(asked) => delay.max(asked.min(MAX_RETRY_AFTER)),
+            None => delay,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        expected: usize,
+    ) -> Result<Vec<Vec<f32>>, Attempt> {
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .headers(headers.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(Attempt::Retry {
+                    reason: transport_error(&e),
+                    wait_at_least: None,
+                })
+            }
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let text = match response.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(Attempt::Retry {
+                    reason: format!("HTTP {status}, reading the body: {}", transport_error(&e)),
+                    wait_at_least: retry_after,
+                })
+            }
+        };
+        if !status.is_success() {
+            let message = self.scrub(&provider_message(&text));
+            let reason = format!("HTTP {}: {message}", status.as_u16());
+            return Err(
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::REQUEST_TIMEOUT
+                    || status.is_server_error()
+                {
+                    Attempt::Retry {
+                        reason,
+                        wait_at_least: retry_after,
+                    }
+                } else {
+                    Attempt::Fail(EmbedError::Permanent(format!(
+                        "{}: {reason}",
+                        self.describe
+                    )))
+                },
+            );
+        }
+        self.parse(&text, expected).map_err(Attempt::Fail)
+    }
+
+    fn parse(&self, text: &str, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let bad = |what: String| {
+            EmbedError::Permanent(format!("{}: unexpected response: {what}", self.describe))
+        };
+        let response: Response = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if response.data.len() != expected {
+            return Err(bad(format!(
+                "{} embeddings for {expected} inputs",
+                response.data.len()
+            )));
+        }
+        let mut slots: Vec<Option<Vec<f32>>> = vec![None; expected];
+        for item in response.data {
+            match slots.get_mut(item.index) {
+                Some(slot @ None) => *slot = Some(item.embedding),
+                Some(Some(_)) => return Err(bad(format!("index {} appears twice", item.index))),
+                None => return Err(bad(format!("index {} is out of range", item.index))),
+            }
+        }
+        let vectors: Vec<Vec<f32>> = slots.into_iter().map(|v| v.unwrap_or_default()).collect();
+        let dims = vectors[0].len();
+        if dims == 0 || vectors.iter().any(|v| v.len() != dims) {
+            return Err(bad("embeddings of different or zero lengths".into()));
+        }
+        if let Some(want) = self.dimensions {
+            if dims != want as usize {
+                return Err(bad(format!(
+                    "{dims} dimensions where EMBEDDING_DIMENSIONS is {want}"
+                )));
+            }
+        }
+        if let Some(&known) = self.known_dims.get() {
+            if known != dims {
+                return Err(bad(format!(
+                    "{dims} dimensions where earlier responses had {known}"
+                )));
+            }
+        }
+        Ok(vectors)
+    }
+
+    async fn dimensions(&self) -> Result<usize, EmbedError> {
+        if let Some(d) = self.dimensions {
+            return Ok(d as usize);
+        }
+        if let Some(&d) = self.known_dims.get() {
+            return Ok(d);
+        }
+        // Ask the provider once: embed a short probe text.
+        let probe = self.embed(&["dimension probe".to_string()]).await?;
+        Ok(probe.first().map(|v| v.len()).unwrap_or_default())
+    }
+}
+
+/// A transport error without the URL (shown elsewhere, redacted) or anything else.
+fn transport_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the response failed"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// `retry-after-ms` (OpenAI, Azure) or `Retry-After` in seconds.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_string())
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_millis(ms as u64));
+        }
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The provider's error message: `error.message` (OpenAI and Azure), else the body.
+fn provider_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            let message = e
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+                .or_else(|| e.as_str().map(str::to_string))?;
+            let code = e.get("code").and_then(|c| {
+                c.as_str()
+                    .map(str::to_string)
+                    .or_else(|| c.as_i64().map(|n| n.to_string()))
+            });
+            Some(match code {
+                Some(code) if !code.is_empty() => format!("{message} (code {code})"),
+                _ => message,
+            })
+        })
+        .unwrap_or_else(|| body.trim().to_string());
+    let message = if message.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        message
+    };
+    if message.chars().count() > MAX_MESSAGE {
+        let cut: String = message.chars().take(MAX_MESSAGE).collect();
+        format!("{cut}…")
+    } else {
+        message
+    }
+}
+
+fn parse_base(variable: &str, raw: &str) -> Result<Url, EmbedError> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        EmbedError::Permanent(format!(
+            "{variable} = {} is not a URL: {e}",
+            redact_url(raw)
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(EmbedError::Permanent(format!(
+            "{variable} = {} must be an http(s) URL",
+            redact_url(raw)
+        )));
+    }
+    Ok(url)
+}
+
+fn push_segments(url: &mut Url, segments: &[&str]) {
+    let mut path = url.path_segments_mut().expect("checked: can be a base");
+    path.pop_if_empty();
+    path.extend(segments);
+}
+
+/// OpenAI's embeddings API, or any server that speaks it (`OPENAI_BASE_URL`).
+pub struct OpenAiEmbedder {
+    core: Arc<HttpCore>,
+}
+
+impl OpenAiEmbedder {
+    /// POSTs to `{OPENAI_BASE_URL}/embeddings` with `Authorization: Bearer OPENAI_API_KEY`
+    /// (no header when the key is empty, for local servers).
+    pub fn from_config(config: &EmbeddingConfig) -> Result<Self, EmbedError> {
+        let mut url = parse_base("OPENAI_BASE_URL", &config.openai_base_url)?;
+        if config.openai_api_key.is_empty() && url.host_str() == Some("api.openai.com") {
+            return Err(EmbedError::Permanent(
+                "OPENAI_API_KEY must be set for EMBEDDING_PROVIDER=openai with api.openai.com"
+                    .into(),
+            ));
+        }
+        push_segments(&mut url, &["embeddings"]);
+        let core = HttpCore::new(Flavour::OpenAi, config, url, config.openai_api_key.clone())?;
+        Ok(OpenAiEmbedder {
+            core: Arc::new(core),
+        })
+    }
+
+    /// Changes the back-off (tests use milliseconds).
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        if let Some(core) = Arc::get_mut(&mut self.core) {
+            core.base_backoff = base;
+            core.max_backoff = max;
+        }
+        self
+    }
+}
+
+/// Azure OpenAI: `{AZURE_OPENAI_ENDPOINT}/openai/deployments/{EMBEDDING_MODEL}/embeddings`.
+pub struct AzureOpenAiEmbedder {
+    core: Arc<HttpCore>,
+}
+
+impl AzureOpenAiEmbedder {
+    /// The deployment is `EMBEDDING_MODEL`; the key goes in the `api-key` header.
+    pub fn from_config(config: &EmbeddingConfig) -> Result<Self, EmbedError> {
+        if config.azure_endpoint.trim().is_empty() {
+            return Err(EmbedError::Permanent(
+                "AZURE_OPENAI_ENDPOINT must be set for EMBEDDING_PROVIDER=azure-openai".into(),
+            ));
+        }
+        if config.azure_api_key.is_empty() {
+            return Err(EmbedError::Permanent(
+                "AZURE_OPENAI_API_KEY must be set for EMBEDDING_PROVIDER=azure-openai".into(),
+            ));
+        }
+        if config.model.trim().is_empty() {
+            return Err(EmbedError::Permanent(
+                "EMBEDDING_MODEL must name the Azure OpenAI deployment".into(),
+            ));
+        }
+        let mut url = parse_base("AZURE_OPENAI_ENDPOINT", &config.azure_endpoint)?;
+        push_segments(
+            &mut url,
+            &["openai", "deployments", config.model.trim(), "embeddings"],
+        );
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("api-version", &config.azure_api_version);
+        let core = HttpCore::new(Flavour::Azure, config, url, config.azure_api_key.clone())?;
+        Ok(AzureOpenAiEmbedder {
+            core: Arc::new(core),
+        })
+    }
+
+    /// Changes the back-off (tests use milliseconds).
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        if let Some(core) = Arc::get_mut(&mut self.core) {
+            core.base_backoff = base;
+            core.max_backoff = max;
+        }
+        self
+    }
+}
+
+macro_rules! http_embedder {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl Embedder for $ty {
+            fn describe(&self) -> String {
+                self.core.describe.clone()
+            }
+            async fn dimensions(&self) -> Result<usize, EmbedError> {
+                self.core.dimensions().await
+            }
+            async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+                self.core.embed(texts).await
+            }
+        }
+    };
+}
+http_embedder!(OpenAiEmbedder);
+http_embedder!(AzureOpenAiEmbedder);
+
+#[cfg(test)]
+mod tests {
+    //! Against a small HTTP server on 127.0.0.1 that answers like the real
+    //! services (and checks what it is sent).
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const KEY: &str = "sk-test-SECRET-0123456789";
+
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: serde_json::Value,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        fn inputs(&self) -> Vec<String> {
+            self.body["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        }
+    }
+
+    struct Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+        delay: Duration,
+    }
+
+    impl Reply {
+        fn json(status: u16, body: serde_json::Value) -> Self {
+            Reply {
+                status,
+                headers: vec![],
+                body: body.to_string(),
+                delay: Duration::ZERO,
+            }
+        }
+    }
+
+    /// Embeddings as the service makes them: text `t` → [len(t), 1, 0, ...],
+    /// in reverse index order (clients must sort by `index`).
+    fn ok_reply(seen: &Seen, dims: usize) -> Reply {
+        let data: Vec<serde_json::Value> = seen
+            .inputs()
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, t)| {
+                let mut v = vec![0f32; dims];
+                v[0] = t.len() as f32;
+                v[1] = 1.0;
+                serde_json::json!({"object": "embedding", "index": i, "embedding": v})
+            })
+            .collect();
+        Reply::json(
+            200,
+            serde_json::json!({"object": "list", "data": data, "model": "text-embedding-3-small",
+                               "usage": {"prompt_tokens": 5, "total_tokens": 5}}),
+        )
+    }
+
+    struct Server {
+        base: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        max_concurrent: Arc<AtomicUsize>,
+    }
+
+    /// Serves `reply(request, n)` for the n-th request (0-based), one connection per request.
+    async fn serve(reply: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let current = Arc::new(AtomicUsize::new(0));
+        let max_concurrent = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(reply);
+        let counter = Arc::new(AtomicUsize::new(0));
+        {
+            let (seen, max_concurrent) = (seen.clone(), max_concurrent.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut sock, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (seen, reply, counter) = (seen.clone(), reply.clone(), counter.clone());
+                    let (current, max_concurrent) = (current.clone(), max_concurrent.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let Some(req) = read_request(&mut sock).await else {
+                                return;
+                            };
+                            let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                            max_concurrent.fetch_max(now, Ordering::SeqCst);
+                            let n = counter.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().unwrap().push(req.clone());
+                            let r = reply(&req, n);
+                            tokio::time::sleep(r.delay).await;
+                            current.fetch_sub(1, Ordering::SeqCst);
+                            let reason = match r.status {
+                                200 => "OK",
+                                400 => "Bad Request",
+                                401 => "Unauthorized",
+                                429 => "Too Many Requests",
+                                500 => "Internal Server Error",
+                                503 => "Service Unavailable",
+                                _ => "X",
+                            };
+                            let mut head = format!(
+                                "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                                r.status,
+                                r.body.len()
+                            );
+                            for (k, v) in &r.headers {
+                                head.push_str(&format!("{k}: {v}\r\n"));
+                            }
+                            head.push_str("\r\n");
+                            if sock.write_all(head.as_bytes()).await.is_err()
+                                || sock.write_all(r.body.as_bytes()).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        Server {
+            base,
+            seen,
+            max_concurrent,
+        }
+    }
+
+    async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let header_end = loop {
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = buf[header_end + 4..].to_vec();
+        while body.len() < len {
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Some(Seen {
+            method,
+            target,
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    fn config(provider: &str, base: &str, extra: &[(&str, &str)]) -> EmbeddingConfig {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("EMBEDDING_PROVIDER".into(), provider.into()),
+            ("OPENAI_BASE_URL".into(), format!("{base}/v1")),
+            ("OPENAI_API_KEY".into(), KEY.into()),
+            ("AZURE_OPENAI_ENDPOINT".into(), format!("{base}/")),
+            ("AZURE_OPENAI_API_KEY".into(), KEY.into()),
+            ("EMBEDDING_HTTP_TIMEOUT_SECS".into(), "5".into()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        shared::config::Config::from_source(&shared::config::Source::from_pairs(pairs))
+            .unwrap()
+            .embedding
+    }
+
+    fn texts(n: usize) -> Vec<String> {
+        (0..n).map(|i| "x".repeat(i + 1)).collect()
+    }
+
+    fn fast(e: OpenAiEmbedder) -> OpenAiEmbedder {
+        e.with_backoff(Duration::from_millis(5), Duration::from_millis(20))
+    }
+
+    #[tokio::test]
+    async fn openai_batches_keeps_order_and_sends_the_right_request() {
+        let server = serve(|seen, _| {
+            let mut r = ok_reply(seen, 8);
+            r.delay = Duration::from_millis(50);
+            r
+        })
+        .await;
+        let cfg = config(
+            "openai",
+            &server.base,
+            &[
+                ("EMBEDDING_BATCH_SIZE", "3"),
+                ("EMBEDDING_REQUESTS_IN_FLIGHT", "2"),
+                ("EMBEDDING_DIMENSIONS", "8"),
+                ("EMBEDDING_MODEL", "text-embedding-3-small"),
+            ],
+        );
+        let e = OpenAiEmbedder::from_config(&cfg).unwrap();
+        assert!(!e.describe().contains(KEY));
+        let input = texts(10);
+        let out = e.embed(&input).await.unwrap();
+        assert_eq!(out.len(), 10);
+        for (i, v) in out.iter().enumerate() {
+            assert_eq!(v.len(), 8);
+            assert_eq!(v[0], (i + 1) as f32, "vector {i} out of order");
+        }
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 4, "10 texts in batches of 3");
+        let mut all_inputs: Vec<String> = Vec::new();
+        for s in &seen {
+            assert_eq!(s.method, "POST");
+            assert_eq!(s.target, "/v1/embeddings");
+            assert_eq!(
+                s.header("authorization"),
+                Some(format!("Bearer {KEY}").as_str())
+            );
+            assert_eq!(s.header("content-type"), Some("application/json"));
+            assert_eq!(s.body["model"], "text-embedding-3-small");
+            assert_eq!(s.body["dimensions"], 8);
+            assert!(s.inputs().len() <= 3);
+            all_inputs.extend(s.inputs());
+        }
+        all_inputs.sort_by_key(|t| t.len());
+        assert_eq!(all_inputs, input);
+        let max = server.max_concurrent.load(Ordering::SeqCst);
+        assert!(max == 2, "requests in flight: {max}, expected 2");
+        assert_eq!(e.dimensions().await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn honours_retry_after_on_429_then_succeeds() {
+        let server = serve(|seen, n| {
+            if n == 0 {
+                let mut r = Reply::json(429, serde_json::json!({"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}}));
+                r.headers.push(("retry-after", "1".into()));
+                r
+            } else {
+                ok_reply(seen, 4)
+            }
+        })
+        .await;
+        let e = fast(OpenAiEmbedder::from_config(&config("openai", &server.base, &[])).unwrap());
+        let started = Instant::now();
+        let out = e.embed(&texts(2)).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(out.len(), 2);
+        assert_eq!(server.seen.lock().unwrap().len(), 2);
+        assert!(
+            waited >= Duration::from_millis(950),
+            "retried after {waited:?}, Retry-After said 1 s"
+        );
+        assert!(waited < Duration::from_secs(4), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_400_fails_at_once_with_the_provider_message_and_no_key() {
+        let server = serve(|_, _| {
+            Reply::json(400, serde_json::json!({"error": {"message": format!("This model's maximum context length is 8192 tokens (key {KEY})"), "type": "invalid_request_error", "code": null}}))
+        })
+        .await;
+        let e = fast(OpenAiEmbedder::from_config(&config("openai", &server.base, &[])).unwrap());
+        let err = e.embed(&texts(3)).await.unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(matches!(err, EmbedError::Permanent(_)), "{shown}");
+        assert!(
+            shown.contains("maximum context length is 8192 tokens"),
+            "{shown}"
+        );
+        assert!(shown.contains("400"), "{shown}");
+        assert!(!shown.contains(KEY), "key leaked: {shown}");
+        assert_eq!(server.seen.lock().unwrap().len(), 1, "a 400 is not retried");
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_then_transient() {
+        let server = serve(|_, _| Reply {
+            status: 503,
+            headers: vec![],
+            body: "upstream overloaded".into(),
+            delay: Duration::ZERO,
+        })
+        .await;
+        let cfg = config(
+            "openai",
+            &server.base,
+            &[("EMBEDDING_HTTP_MAX_RETRIES", "3")],
+        );
+        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let err = e.embed(&texts(1)).await.unwrap_err();
+        assert!(matches!(err, EmbedError::Transient(_)), "{err}");
+        assert!(err.to_string().contains("upstream overloaded"), "{err}");
+        assert!(!err.to_string().contains(KEY));
+        assert_eq!(
+            server.seen.lock().unwrap().len(),
+            4,
+            "1 attempt + 3 retries"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_retried() {
+        let server = serve(|seen, n| {
+            let mut r = ok_reply(seen, 4);
+            if n == 0 {
+                r.delay = Duration::from_millis(2500);
+            }
+            r
+        })
+        .await;
+        let cfg = config(
+            "openai",
+            &server.base,
+            &[("EMBEDDING_HTTP_TIMEOUT_SECS", "1")],
+        );
+        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let out = e.embed(&texts(2)).await.unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(server.seen.lock().unwrap().len() >= 2);
+    }
+
+    #[tokio::test]
+    async fn azure_url_header_and_body() {
+        let server = serve(|seen, _| ok_reply(seen, 6)).await;
+        let cfg = config(
+            "azure-openai",
+            &server.base,
+            &[
+                ("EMBEDDING_MODEL", "my-embeddings"),
+                ("AZURE_API_VERSION_EMBEDDING_MODEL", "2024-06-01"),
+            ],
+        );
+        let e = AzureOpenAiEmbedder::from_config(&cfg)
+            .unwrap()
+            .with_backoff(Duration::from_millis(5), Duration::from_millis(20));
+        assert_eq!(e.dimensions().await.unwrap(), 6, "probed once");
+        let out = e.embed(&texts(3)).await.unwrap();
+        assert_eq!(out.len(), 3);
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        for s in &seen {
+            assert_eq!(
+                s.target,
+                "/openai/deployments/my-embeddings/embeddings?api-version=2024-06-01"
+            );
+            assert_eq!(s.header("api-key"), Some(KEY));
+            assert_eq!(s.header("authorization"), None);
+            assert!(s.body.get("model").is_none());
+        }
+        assert_eq!(e.dimensions().await.unwrap(), 6);
+        assert_eq!(
+            server.seen.lock().unwrap().len(),
+            2,
+            "dimensions are remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_dimensions_and_bad_responses_are_permanent() {
+        let server = serve(|seen, n| {
+            if n == 0 {
+                ok_reply(seen, 5)
+            } else {
+                Reply::json(200, serde_json::json!({"data": []}))
+            }
+        })
+        .await;
+        let cfg = config("openai", &server.base, &[("EMBEDDING_DIMENSIONS", "8")]);
+        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let err = e.embed(&texts(1)).await.unwrap_err();
+        assert!(
+            matches!(err, EmbedError::Permanent(_)) && err.to_string().contains("5 dimensions"),
+            "{err}"
+        );
+        let err = e.embed(&texts(1)).await.unwrap_err();
+        assert!(
+            err.to_string().contains("0 embeddings for 1 inputs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_keys_and_bad_urls_are_reported_without_secrets() {
+        let mut cfg = config("openai", "http://127.0.0.1:9", &[]);
+        cfg.openai_base_url = "https://api.openai.com/v1".into();
+        cfg.openai_api_key = Secret::new("");
+        let err = OpenAiEmbedder::from_config(&cfg).err().unwrap().to_string();
+        assert!(err.contains("OPENAI_API_KEY"), "{err}");
+        cfg.openai_base_url = "not a url".into();
+        cfg.openai_api_key = Secret::new(KEY);
+        let err = OpenAiEmbedder::from_config(&cfg).err().unwrap().to_string();
+        assert!(
+            err.contains("OPENAI_BASE_URL") && !err.contains(KEY),
+            "{err}"
+        );
+        let mut cfg = config("azure-openai", "http://127.0.0.1:9", &[]);
+        cfg.azure_api_key = Secret::new("");
+        let err = AzureOpenAiEmbedder::from_config(&cfg)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("AZURE_OPENAI_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn backoff_grows_has_jitter_and_respects_retry_after() {
+        let cfg = config("openai", "http://127.0.0.1:9", &[]);
+        let core = HttpCore::new(
+            Flavour::OpenAi,
+            &cfg,
+            Url::parse("http://127.0.0.1:9/v1/embeddings").unwrap(),
+            Secret::new(KEY),
+        )
+        .unwrap();
+        for attempt in 0..8 {
+            let d = core.backoff(attempt, None);
+            let full = (BASE_BACKOFF * 2u32.pow(attempt)).min(MAX_BACKOFF);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(core.backoff(0, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
+        assert!(core.backoff(0, Some(Duration::from_secs(7200))) <= MAX_RETRY_AFTER);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+    }
+}

@@ -1,0 +1,531 @@
+//! `orchestrator bench embeddings`: how fast the embeddings revision goes,
+//! and whether adding workers adds throughput while the provider is not the
+//! limit. It prints:
+//!
+//! 1. the local model's throughput (texts/s, batch, threads) on the sample
+//!    reviews (`DATA_DIR/review.csv`);
+//! 2. with the in-process OpenAI-compatible fake ([`crate::fake_openai`],
+//!    fixed delay per request, random 1536-dimension vectors): embeddings
+//!    per second of the embed phase with 1, 2 and 4 local worker processes
+//!    on a generated data set (default 100,000 reviews, seeded by the seed
+//!    revision), and the time of the final phase (prune + hnsw build);
+//! 3. with a zero-delay fake: the embed task's write path (binary COPY of
+//!    new rows in the task's transaction, [`workers::revisions::embeddings::write`])
+//!    against a raw binary COPY of the same rows into a table of the same
+//!    layout, chunk by chunk, interleaved in the same run.
+//!
+//! Everything runs in a scratch database and queue prefix of its own on the
+//! configured servers, dropped at the end (unless `--keep`).
+
+use crate::datagen;
+use crate::driver::{self, RunOptions};
+use crate::fake_openai::{FakeOpenAi, FakeOptions};
+use crate::local_workers::LocalWorkers;
+use crate::lock::WaitPolicy;
+use crate::plan::{Direction, PlanContext};
+use crate::revisions::embeddings::EmbeddingsPlanner;
+use crate::revisions::Planner;
+use anyhow::Context;
+use shared::catalogue;
+use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
+use shared::queue::Topology;
+use shared::Config;
+use sqlx::{Connection, Executor, PgConnection};
+use std::time::{Duration, Instant};
+use workers::revisions::embeddings::sources::node_id;
+use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
+use workers::revisions::embeddings::{EmbeddingTable, Source};
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingsBench {
+    pub reviews: usize,
+    /// Worker process counts to compare (default 1, 2, 4).
+    pub workers: Vec<usize>,
+    /// Tasks each worker runs at once.
+    pub concurrency: usize,
+    /// Delay of the fake provider per request.
+    pub delay: Duration,
+    pub dims: usize,
+    /// Texts per provider request.
+    pub batch: usize,
+    /// Provider requests in flight per task.
+    pub in_flight: usize,
+    /// Source rows per embed task.
+    pub task_rows: i64,
+    pub skip_local: bool,
+    pub keep: bool,
+}
+
+struct ScalingRun {
+    workers: usize,
+    rows: i64,
+    embed: Duration,
+    finish: Option<Duration>,
+    /// Vectors in the two tables when the final phase ran.
+    indexed: i64,
+}
+
+pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<()> {
+    if !bench.skip_local {
+        local_model(config).await;
+    }
+    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
+    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-embeddings-{tag}"));
+    let generate = datagen::GenerateOptions {
+        out_dir: data_dir.clone(),
+        products: (bench.reviews / 1000).max(60),
+        reviews: bench.reviews,
+        users: 20,
+        seed: 42,
+        labelled_share: 0.0,
+    };
+    eprintln!(
+        "generating {} reviews into {}",
+        bench.reviews,
+        data_dir.display()
+    );
+    tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
+
+    let database = format!("agenticshop_bench_embeddings_{tag}");
+    let url = with_database(config.database_url.expose(), &database)?;
+    let mut admin = PgConnection::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to {}", config.database_url))?;
+    (&mut admin)
+        .execute(format!("CREATE DATABASE {database}").as_str())
+        .await?;
+    let server = FakeOpenAi::start(FakeOptions {
+        delay: bench.delay,
+        dims: bench.dims,
+        record_texts: false,
+    })
+    .await?;
+    let mut bench_config = config.clone();
+    bench_config.database_url = ConnectionUrl::new(url.clone());
+    bench_config.queue_prefix = format!("bench-embeddings-{tag}");
+    bench_config.data_dir = data_dir.clone();
+    bench_config.memory_dims = bench.dims as u32;
+    let e = &mut bench_config.embedding;
+    e.provider = EmbeddingProvider::OpenAi;
+    e.openai_base_url = server.base_url();
+    e.openai_api_key = Secret::new("sk-fake");
+    e.model = "text-embedding-3-small".into();
+    e.dimensions = Some(bench.dims as u32);
+    e.request_batch_size = bench.batch;
+    e.requests_in_flight = bench.in_flight;
+    e.task_rows = bench.task_rows;
+
+    let result = run(&bench_config, bench, &server).await;
+
+    cleanup_queues(&bench_config).await;
+    if bench.keep {
+        eprintln!("kept database {database} and {}", data_dir.display());
+    } else {
+        (&mut admin)
+            .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+            .await
+            .ok();
+        std::fs::remove_dir_all(&data_dir).ok();
+    }
+    admin.close().await.ok();
+    result
+}
+
+/// The local model on the sample reviews; a missing model is reported, not fatal.
+async fn local_model(config: &Config) {
+    let path = config.data_dir.join("review.csv");
+    let texts = match read_review_texts(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("local model: skipped ({e:#})");
+            return;
+        }
+    };
+    let mut settings = config.embedding.clone();
+    settings.provider = EmbeddingProvider::Local;
+    match embedding::bench_local(&settings, &texts).await {
+        Ok(report) => {
+            println!(
+                "local model on the {} sample reviews of {}:",
+                texts.len(),
+                path.display()
+            );
+            println!("  {report}");
+            println!(
+                "  throughput: {:.1} texts/s with batch {} and {} thread(s)  (reference: sentence-transformers on PyTorch, about 90 texts/s on 2 cores)",
+                report.texts_per_sec, report.batch_size, report.threads
+            );
+        }
+        Err(e) => println!("local model: skipped ({e})"),
+    }
+}
+
+fn read_review_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = headers
+        .iter()
+        .position(|h| h == "review_text")
+        .with_context(|| format!("{} has no review_text column", path.display()))?;
+    let mut texts = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        let text = record.get(column).unwrap_or_default().trim();
+        if !text.is_empty() {
+            texts.push(text.to_string());
+        }
+    }
+    Ok(texts)
+}
+
+fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
+    let e = &config.embedding;
+    vec![
+        ("DATABASE_URL", config.database_url.expose().to_string()),
+        ("QUEUE_PREFIX", config.queue_prefix.clone()),
+        ("DATA_DIR", config.data_dir.display().to_string()),
+        ("MEM0_EMBEDDING_MODEL_DIMS", config.memory_dims.to_string()),
+        ("EMBEDDING_PROVIDER", "openai".into()),
+        ("OPENAI_BASE_URL", e.openai_base_url.clone()),
+        ("OPENAI_API_KEY", e.openai_api_key.expose().to_string()),
+        ("EMBEDDING_MODEL", e.model.clone()),
+        (
+            "EMBEDDING_DIMENSIONS",
+            e.dimensions.unwrap_or(1536).to_string(),
+        ),
+        ("EMBEDDING_BATCH_SIZE", e.request_batch_size.to_string()),
+        (
+            "EMBEDDING_REQUESTS_IN_FLIGHT",
+            e.requests_in_flight.to_string(),
+        ),
+        ("EMBED_TASK_ROWS", e.task_rows.to_string()),
+        ("RUST_LOG", "warn".into()),
+    ]
+}
+
+fn start_workers(
+    config: &Config,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<LocalWorkers> {
+    let env = worker_env(config);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    LocalWorkers::start_with_env(count, Some(concurrency), &pairs)
+}
+
+async fn run(config: &Config, bench: &EmbeddingsBench, server: &FakeOpenAi) -> anyhow::Result<()> {
+    let options = RunOptions {
+        command: format!("bench embeddings --reviews {}", bench.reviews),
+        wait: WaitPolicy::Wait,
+        data_dir: config.data_dir.clone(),
+    };
+    // Schema and seed, by the pipeline itself.
+    let loaders = start_workers(config, 2, 2)?;
+    let mut driver = driver::start(config, &options).await?;
+    let setup = async {
+        let path: Vec<_> = [catalogue::SCHEMA, catalogue::SEED]
+            .iter()
+            .map(|id| catalogue::find(id).expect("in the catalogue"))
+            .collect();
+        driver
+            .run_path(&path, Direction::Upgrade, &config.data_dir)
+            .await
+    }
+    .await;
+    loaders.stop(Duration::from_secs(30)).await;
+    if let Err(e) = setup {
+        driver.finish(Err(&e)).await;
+        return Err(e);
+    }
+
+    let mut runs = Vec::new();
+    let last = bench.workers.len().saturating_sub(1);
+    for (i, &count) in bench.workers.iter().enumerate() {
+        match scaling_run(config, &mut driver, bench, count, i == last).await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                driver.finish(Err(&e)).await;
+                return Err(e);
+            }
+        }
+    }
+    let requests = server.requests();
+    driver.finish(Ok(())).await;
+
+    let write = write_path(config, bench).await?;
+
+    println!(
+        "embeddings with an OpenAI-compatible fake ({} ms per request, {} dimensions): {} reviews; EMBEDDING_BATCH_SIZE {}, EMBEDDING_REQUESTS_IN_FLIGHT {}, EMBED_TASK_ROWS {}, {} task(s) per worker; {requests} requests",
+        bench.delay.as_millis(),
+        bench.dims,
+        bench.reviews,
+        bench.batch,
+        bench.in_flight,
+        bench.task_rows,
+        bench.concurrency
+    );
+    let base = runs
+        .first()
+        .map(|r| r.rows as f64 / r.embed.as_secs_f64())
+        .unwrap_or(0.0);
+    for run in &runs {
+        let rate = run.rows as f64 / run.embed.as_secs_f64();
+        let target = match run.workers {
+            2 => "  (target: at least 1.8x)",
+            4 => "  (target: at least 3.6x)",
+            _ => "",
+        };
+        println!(
+            "  {} worker process(es): {:>7} embeddings in {:>7.2} s = {:>8.0} embeddings/s  {:>5.2}x of 1{target}",
+            run.workers,
+            run.rows,
+            run.embed.as_secs_f64(),
+            rate,
+            if base > 0.0 { rate / base } else { 0.0 }
+        );
+    }
+    if let Some(run) = runs.iter().find(|r| r.finish.is_some()) {
+        println!(
+            "  final phase, both tables ({} vectors): prune + hnsw build (m {}, ef_construction {}, maintenance_work_mem {}): {:.2} s",
+            run.indexed,
+            config.embedding.hnsw_m,
+            config.embedding.hnsw_ef_construction,
+            config.embedding.index_maintenance_work_mem,
+            run.finish.unwrap_or_default().as_secs_f64()
+        );
+    }
+    println!(
+        "write path with a zero-delay fake: {} rows of {} dimensions in chunks of {}",
+        write.rows, bench.dims, bench.task_rows
+    );
+    println!(
+        "  embed task write (binary COPY in the task's transaction): {:>7.2} s = {:>8.0} rows/s",
+        write.write_path.as_secs_f64(),
+        write.rows as f64 / write.write_path.as_secs_f64()
+    );
+    println!(
+        "  raw binary COPY of the same rows:                        {:>7.2} s = {:>8.0} rows/s",
+        write.raw.as_secs_f64(),
+        write.rows as f64 / write.raw.as_secs_f64()
+    );
+    println!(
+        "  ratio (write path / raw COPY): {:.2}  (target: at least 0.8)",
+        write.raw.as_secs_f64() / write.write_path.as_secs_f64()
+    );
+    println!(
+        "  for information, the same rows re-embedded (changed: COPY to a temp table + UPDATE): {:.2} s = {:.0} rows/s",
+        write.update.as_secs_f64(),
+        write.rows as f64 / write.update.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One run of the revision with `count` embed workers on fresh tables.
+async fn scaling_run(
+    config: &Config,
+    driver: &mut driver::Driver,
+    bench: &EmbeddingsBench,
+    count: usize,
+    with_index: bool,
+) -> anyhow::Result<ScalingRun> {
+    let pool = driver.pool.clone();
+    for table in [
+        EmbeddingTable::products(config),
+        EmbeddingTable::reviews(config),
+    ] {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table.qualified()))
+            .execute(&pool)
+            .await?;
+    }
+    sqlx::query(&format!(
+        "UPDATE public.{} SET vector = NULL",
+        config.memory_table
+    ))
+    .execute(&pool)
+    .await
+    .ok();
+    let workers = start_workers(config, count, bench.concurrency)?;
+    // Let them connect, so that start-up is not measured.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let result = async {
+        let ctx = PlanContext {
+            config,
+            pool: &pool,
+            direction: Direction::Upgrade,
+            data_dir: config.data_dir.clone(),
+        };
+        let phases = EmbeddingsPlanner.plan(&ctx).await?;
+        let phase_count = if with_index { phases.len() } else { phases.len() - 1 };
+        let revision_run_id = driver.store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count]).await?;
+        let mut times = Vec::new();
+        for (i, phase) in phases[..phase_count].iter().enumerate() {
+            let started = Instant::now();
+            let title = format!("bench embeddings, {count} worker(s): {}", phase.name);
+            driver.run_phase(revision_run_id, i as i32, &title).await?;
+            times.push(started.elapsed());
+        }
+        let rows_of = |phase: i32| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT coalesce(sum(rows_done), 0)::bigint FROM pipeline.tasks WHERE revision_run_id = $1 AND phase = $2",
+            )
+            .bind(revision_run_id)
+            .bind(phase)
+            .fetch_one(&pool)
+        };
+        let rows = rows_of(1).await?;
+        let indexed = rows_of(2).await?;
+        sqlx::query("DELETE FROM pipeline.revision_runs WHERE id = $1")
+            .bind(revision_run_id)
+            .execute(&pool)
+            .await?;
+        anyhow::Ok(ScalingRun {
+            workers: count,
+            rows,
+            embed: times[1],
+            finish: times.get(2).copied(),
+            indexed,
+        })
+    }
+    .await;
+    workers.stop(Duration::from_secs(30)).await;
+    result
+}
+
+struct WriteComparison {
+    rows: usize,
+    write_path: Duration,
+    raw: Duration,
+    /// The same rows written again as changed rows (temp table + UPDATE).
+    update: Duration,
+}
+
+/// The embed task's write against a raw binary COPY of the same rows.
+async fn write_path(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<WriteComparison> {
+    let server = FakeOpenAi::start(FakeOptions {
+        delay: Duration::ZERO,
+        dims: bench.dims,
+        record_texts: false,
+    })
+    .await?;
+    let mut settings = config.embedding.clone();
+    settings.openai_base_url = server.base_url();
+    settings.request_batch_size = 256;
+    settings.requests_in_flight = 4;
+    let embedder = embedding::from_config(&settings)?;
+    let mut conn = PgConnection::connect(config.database_url.expose()).await?;
+    let path_table = EmbeddingTable::named("data_bench_write_path", Source::Reviews);
+    let raw_table = EmbeddingTable::named("data_bench_raw_copy", Source::Reviews);
+    for table in [&path_table, &raw_table] {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table.qualified()))
+            .execute(&mut conn)
+            .await?;
+        table.create(&mut conn, bench.dims).await?;
+    }
+    let reviews: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id::bigint, review_text FROM public.review ORDER BY id")
+            .fetch_all(&mut conn)
+            .await?;
+    let mut comparison = WriteComparison {
+        rows: 0,
+        write_path: Duration::ZERO,
+        raw: Duration::ZERO,
+        update: Duration::ZERO,
+    };
+    for (n, chunk) in reviews.chunks(bench.task_rows.max(1) as usize).enumerate() {
+        let texts: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
+        let vectors = embedder
+            .embed(&texts)
+            .await
+            .map_err(|e| anyhow::anyhow!("the zero-delay fake: {e}"))?;
+        let rows: Vec<DocumentRow> = chunk
+            .iter()
+            .zip(vectors)
+            .map(|((id, text), vector)| DocumentRow {
+                node_id: node_id("review", *id),
+                text: text.clone(),
+                metadata: serde_json::json!({"review_id": id, "product_id": null}),
+                embedding: Some(vector),
+            })
+            .collect();
+        // Alternate which goes first, so neither always finds the cache warm.
+        for first in [n % 2 == 0, n % 2 != 0] {
+            if first {
+                let started = Instant::now();
+                let mut tx = conn.begin().await?;
+                write::insert_new(&mut tx, &path_table, &rows).await?;
+                write::update_existing(&mut tx, &path_table, &[], bench.dims).await?;
+                tx.commit().await?;
+                comparison.write_path += started.elapsed();
+            } else {
+                let started = Instant::now();
+                let mut tx = conn.begin().await?;
+                let mut buffer = CopyBuffer::new();
+                for row in &rows {
+                    buffer.tuple(4);
+                    buffer.field(Some(row.text.as_bytes()));
+                    buffer.jsonb(&row.metadata);
+                    buffer.field(Some(row.node_id.as_bytes()));
+                    buffer.vector(row.embedding.as_deref());
+                }
+                let mut copy = tx
+                    .copy_in_raw(&format!(
+                        "COPY {} (text, metadata_, node_id, embedding) FROM STDIN WITH (FORMAT BINARY)",
+                        raw_table.qualified()
+                    ))
+                    .await?;
+                copy.send(buffer.finish()).await?;
+                copy.finish().await?;
+                tx.commit().await?;
+                comparison.raw += started.elapsed();
+            }
+        }
+        let started = Instant::now();
+        let mut tx = conn.begin().await?;
+        write::update_existing(&mut tx, &path_table, &rows, bench.dims).await?;
+        tx.commit().await?;
+        comparison.update += started.elapsed();
+        comparison.rows += rows.len();
+    }
+    for table in [&path_table, &raw_table] {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table.qualified()))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await.ok();
+    Ok(comparison)
+}
+
+fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
+}
+
+async fn cleanup_queues(config: &Config) {
+    let Ok(connection) =
+        shared::queue::connect(config, "bench embeddings cleanup", Duration::ZERO).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        let topology = Topology::from_config(config);
+        for queue in topology.all_queues() {
+            let _ = channel
+                .queue_delete(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
+            let _ = channel
+                .exchange_delete(
+                    exchange.as_str().into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+}

@@ -1,0 +1,724 @@
+//! The seed revision ef85393336cb, driven as a user would: `worker --role
+//! seed` processes and `orchestrator upgrade / rerun / downgrade` commands
+//! against a database and queue prefix of each test's own.
+
+use integration_tests::{assert_success, repo_root, text, TestEnv};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SEED: &str = "ef85393336cb";
+const SCHEMA: &str = "1b33292593a9";
+
+/// Rows of each file of the sample data set (data/README.md).
+const SAMPLE_COUNTS: [(&str, i64); 8] = [
+    ("users", 8),
+    ("product", 60),
+    ("features", 60),
+    ("product_features", 448),
+    ("review", 1200),
+    ("product_image", 184),
+    ("variants", 148),
+    ("variant_attributes", 289),
+];
+
+async fn count(env: &TestEnv, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM public.{table}"))
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or_else(|e| panic!("count {table}: {e}"))
+}
+
+async fn current(env: &TestEnv) -> Option<String> {
+    sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap()
+}
+
+/// A copy of the sample data set in a fresh temporary folder (eval/ left out).
+fn copy_sample(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "seed-test-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (table, _) in SAMPLE_COUNTS {
+        let file = format!("{table}.csv");
+        std::fs::copy(repo_root().join("data").join(&file), dir.join(&file)).unwrap();
+    }
+    dir
+}
+
+fn edit(dir: &Path, file: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) {
+    let path = dir.join(file);
+    let content = std::fs::read(&path).unwrap();
+    std::fs::write(&path, change(content)).unwrap();
+}
+
+fn replace_first(content: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = content
+        .windows(from.len())
+        .position(|w| w == from)
+        .unwrap_or_else(|| panic!("{:?} not found", String::from_utf8_lossy(from)));
+    let mut out = content[..at].to_vec();
+    out.extend_from_slice(to);
+    out.extend_from_slice(&content[at + from.len()..]);
+    out
+}
+
+async fn upgrade_seed(env: &TestEnv, data_dir: &Path) -> std::process::Output {
+    env.orchestrator(&["upgrade", SEED, "--data-dir", data_dir.to_str().unwrap()])
+        .await
+}
+
+/// A database with the sample data set seeded by `workers` seed workers.
+async fn seeded(name: &str, workers: usize) -> TestEnv {
+    let mut env = TestEnv::new(name).await;
+    for _ in 0..workers {
+        env.start_worker(&["--role", "seed"]);
+    }
+    let output = upgrade_seed(&env, &repo_root().join("data")).await;
+    assert_success(&output);
+    env
+}
+
+#[tokio::test]
+async fn the_sample_data_set_loads_with_exact_counts_and_values() {
+    let env = seeded("seed_sample", 1).await;
+    for (table, expected) in SAMPLE_COUNTS {
+        assert_eq!(count(&env, table).await, expected, "rows of {table}.csv");
+    }
+    assert_eq!(current(&env).await.as_deref(), Some(SEED));
+
+    // A JSON array into varchar[].
+    let hobbies: Vec<String> = sqlx::query_scalar("SELECT hobbies FROM public.users WHERE id = 1")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(hobbies, ["Running", "Podcasts", "Photography"]);
+    // A Python-literal list stored as a JSON array.
+    let categories: serde_json::Value =
+        sqlx::query_scalar("SELECT categories FROM public.features WHERE id = 1")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        categories,
+        serde_json::json!(["Headphones", "Tablets", "Smartwatches"])
+    );
+    let kind: String =
+        sqlx::query_scalar("SELECT jsonb_typeof(categories) FROM public.features WHERE id = 2")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "array");
+    // HTML kept verbatim; specifications a JSON object.
+    let (description, spec_kind): (String, String) = sqlx::query_as(
+        "SELECT description, jsonb_typeof(specifications) FROM public.product WHERE id = 1",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        description.starts_with("<h3>Auralis QuietLine 700 Wireless Headphones</h3>\n<p>Our flagship over-ear headphones:"),
+        "{description}"
+    );
+    assert_eq!(spec_kind, "object");
+    // `5` (review 8) and `5.00` (review 11) are both 5.00.
+    let ratings: Vec<String> = sqlx::query_scalar(
+        "SELECT rating::text FROM public.review WHERE id IN (8, 11) ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(ratings, ["5.00", "5.00"]);
+    // A quoted field with a newline (review 15), and empty fields as NULL.
+    let (review_text, feature_id, sentiment): (String, Option<i32>, Option<String>) =
+        sqlx::query_as(
+            "SELECT review_text, feature_id, sentiment FROM public.review WHERE id = 15",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(review_text.contains('\n'), "{review_text:?}");
+    assert!(
+        review_text.starts_with("Had them for a month. My commute is 45 minutes by bus each way.")
+    );
+    let labelled: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM public.review WHERE sentiment IS NOT NULL")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        labelled, 364,
+        "reviews with a sentiment (the others are empty, hence NULL)"
+    );
+    let _ = (feature_id, sentiment);
+    // Non-ASCII text intact.
+    let cafe: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM public.review WHERE review_text LIKE '%café%'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(cafe > 0);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn after_seeding_inserts_without_ids_succeed() {
+    let env = seeded("seed_sequences", 1).await;
+    let id: i32 = sqlx::query_scalar(
+        "INSERT INTO public.review (product_id, user_name, review_text, rating) VALUES (1, 'New', 'Fine.', 4) RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("an insert without an id after seeding");
+    assert_eq!(id, 1201);
+    for (table, insert) in [
+        ("product", "INSERT INTO public.product (name) VALUES ('x') RETURNING id"),
+        ("users", "INSERT INTO public.users (first_name) VALUES ('x') RETURNING id"),
+        ("features", "INSERT INTO public.features (feature_name, categories) VALUES ('New feature', '[]') RETURNING id"),
+        ("variants", "INSERT INTO public.variants (product_id, price, in_stock) VALUES (1, 1, 1) RETURNING id"),
+    ] {
+        let id: i32 = sqlx::query_scalar(insert)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap_or_else(|e| panic!("insert into {table}: {e}"));
+        let expected = SAMPLE_COUNTS.iter().find(|(t, _)| *t == table).unwrap().1 + 1;
+        assert_eq!(id as i64, expected, "{table}");
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn memories_are_one_per_preference_with_the_payload_fields() {
+    let env = seeded("seed_memories", 1).await;
+    let rows: Vec<(uuid::Uuid, Option<String>, serde_json::Value)> =
+        sqlx::query_as("SELECT id, vector::text, payload FROM public.memories ORDER BY payload->>'user_id', payload->>'data'")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 24, "one memory per preference of users.csv");
+    for (_, vector, payload) in &rows {
+        assert!(
+            vector.is_none(),
+            "vector is left for the embedding revision"
+        );
+        let data = payload["data"].as_str().expect("data");
+        assert!(payload["user_id"].is_string(), "{payload}");
+        assert!(!data.is_empty());
+        assert!(payload["created_at"].is_string(), "{payload}");
+    }
+    let bad_hashes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM public.memories WHERE payload->>'hash' IS DISTINCT FROM md5(payload->>'data')")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(bad_hashes, 0, "hash is the md5 of the text");
+    let maya: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'data' FROM public.memories WHERE payload->>'user_id' = '1' ORDER BY payload->>'data'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        maya,
+        [
+            "Prefers over-ear headphones with strong noise cancellation",
+            "Values long battery life over a slim design",
+            "Wants a running watch with accurate GPS and heart rate tracking",
+        ]
+    );
+    let dims: i32 = sqlx::query_scalar(
+        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'public.memories'::regclass AND attname = 'vector'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(dims, 384, "vector(MEM0_EMBEDDING_MODEL_DIMS)");
+    env.cleanup().await;
+}
+
+/// One kind of bad input: how to make it, and what the error must say.
+struct BadInput {
+    what: &'static str,
+    corrupt: fn(&Path),
+    expected: &'static [&'static str],
+}
+
+const BAD_INPUTS: &[BadInput] = &[
+    BadInput {
+        what: "wrong number of fields",
+        corrupt: |dir| {
+            edit(dir, "variants.csv", |c| {
+                replace_first(c, b"\n4,1,279.99,166\n", b"\n4,1,279.99\n")
+            })
+        },
+        expected: &["variants.csv line 5", "expected 4 fields"],
+    },
+    BadInput {
+        what: "a number that does not parse",
+        corrupt: |dir| {
+            edit(dir, "variants.csv", |c| {
+                replace_first(c, b"\n2,1,279.99,0\n", b"\n2,1,27x.99,0\n")
+            })
+        },
+        expected: &[
+            "variants.csv line 3, column price",
+            "expected a number",
+            "27x.99",
+        ],
+    },
+    BadInput {
+        what: "JSON that does not parse",
+        corrupt: |dir| {
+            edit(dir, "product.csv", |c| {
+                replace_first(c, b"\"{\"\"Type\"\"", b"\"{\"\"Type\"\" oops")
+            })
+        },
+        expected: &["product.csv line 2, column specifications", "expected JSON"],
+    },
+    BadInput {
+        what: "a foreign key that points nowhere",
+        corrupt: |dir| {
+            edit(dir, "review.csv", |c| {
+                let c = replace_first(c, b"\n\"1\",\"30\",", b"\n\"1\",\"9999\",");
+                replace_first(c, b"\n\"2\",\"57\",", b"\n\"2\",\"8888\",")
+            })
+        },
+        expected: &[
+            "review.csv line 2, column product_id: 9999 points nowhere: public.product has no row with id 9999",
+            "review.csv line 3, column product_id: 8888 points nowhere",
+        ],
+    },
+    BadInput {
+        what: "a duplicate id",
+        corrupt: |dir| {
+            edit(dir, "product_image.csv", |c| {
+                replace_first(
+                    c,
+                    b"\n2,1,data/images/1-image-2.png\n",
+                    b"\n1,1,data/images/1-image-2.png\n",
+                )
+            })
+        },
+        expected: &["product_image.csv lines 2, 3, column id", "duplicate id 1"],
+    },
+    BadInput {
+        what: "a missing required column",
+        corrupt: |dir| {
+            edit(dir, "variant_attributes.csv", |c| {
+                replace_first(c, b"attribute_name", b"attr_name")
+            })
+        },
+        expected: &[
+            "variant_attributes.csv line 1",
+            "no column \"attribute_name\"",
+        ],
+    },
+    BadInput {
+        what: "a file that is not UTF-8",
+        corrupt: |dir| {
+            edit(dir, "review.csv", |c| {
+                replace_first(c, "café".as_bytes(), b"caf\xe9")
+            })
+        },
+        expected: &["review.csv line ", "column review_text", "not valid UTF-8"],
+    },
+    BadInput {
+        what: "a missing file",
+        corrupt: |dir| std::fs::remove_file(dir.join("product_image.csv")).unwrap(),
+        expected: &["product_image.csv is missing"],
+    },
+];
+
+#[tokio::test]
+async fn each_kind_of_bad_input_is_named_and_leaves_no_rows_behind() {
+    let mut env = TestEnv::new("seed_bad_input").await;
+    env.start_worker(&["--role", "seed"]);
+    env.start_worker(&["--role", "seed"]);
+    // Small tasks, so that some ranges load (and must be undone) before the bad one fails.
+    env.set_env("SEED_TASK_ROWS", "50");
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    for bad in BAD_INPUTS {
+        let dir = copy_sample("bad");
+        (bad.corrupt)(&dir);
+        let output = upgrade_seed(&env, &dir).await;
+        let shown = text(&output);
+        assert!(
+            !output.status.success(),
+            "{}: the seed should fail:\n{shown}",
+            bad.what
+        );
+        for needle in bad.expected {
+            assert!(
+                shown.contains(needle),
+                "{}: the error should say {needle:?}:\n{shown}",
+                bad.what
+            );
+        }
+        for (table, _) in SAMPLE_COUNTS {
+            assert_eq!(
+                count(&env, table).await,
+                0,
+                "{}: {table} must be left empty",
+                bad.what
+            );
+        }
+        let memories: bool =
+            sqlx::query_scalar("SELECT to_regclass('public.memories') IS NOT NULL")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        assert!(
+            !memories,
+            "{}: the memory table did not exist before and must not now",
+            bad.what
+        );
+        let staging: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'seed%'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(staging, 0, "{}: no staging left", bad.what);
+        assert_eq!(current(&env).await.as_deref(), Some(SCHEMA), "{}", bad.what);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    // Fixed, it loads.
+    let output = upgrade_seed(&env, &repo_root().join("data")).await;
+    assert_success(&output);
+    for (table, expected) in SAMPLE_COUNTS {
+        assert_eq!(
+            count(&env, table).await,
+            expected,
+            "rows of {table}.csv after the fix"
+        );
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_records_of_a_file_are_all_reported_up_to_a_cap() {
+    let mut env = TestEnv::new("seed_many_errors").await;
+    env.start_worker(&["--role", "seed"]);
+    let dir = copy_sample("many");
+    edit(&dir, "variants.csv", |c| {
+        let text = String::from_utf8(c).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if (2..=4).contains(&i) {
+                    l.replace(".99", ".9x")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        (lines.join("\n") + "\n").into_bytes()
+    });
+    let output = upgrade_seed(&env, &dir).await;
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    for line in 3..=5 {
+        assert!(
+            shown.contains(&format!("variants.csv line {line}, column price")),
+            "line {line}:\n{shown}"
+        );
+    }
+    assert_eq!(count(&env, "users").await, 0);
+    std::fs::remove_dir_all(&dir).ok();
+
+    // Every record bad: the first 20 are named, and the message says there are more.
+    let dir = copy_sample("all-bad");
+    edit(&dir, "variants.csv", |c| {
+        let text = String::from_utf8(c).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            let (rest, _) = line.rsplit_once(',').unwrap();
+            out.push_str(&format!("{rest},many\n"));
+        }
+        out.into_bytes()
+    });
+    let output = upgrade_seed(&env, &dir).await;
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("variants.csv has more than 20 bad records; the first 20"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("variants.csv line 21, column in_stock: expected an integer"),
+        "{shown}"
+    );
+    assert!(!shown.contains("variants.csv line 22,"), "{shown}");
+    assert_eq!(count(&env, "users").await, 0);
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}
+
+/// Every seeded table's content (without `created_at`, which is the load time).
+async fn fingerprint(env: &TestEnv) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (table, _) in SAMPLE_COUNTS {
+        let digest: String = sqlx::query_scalar(&format!(
+            "SELECT md5(coalesce(string_agg((to_jsonb(t) - 'created_at')::text, '|' ORDER BY id), '')) FROM public.{table} t"
+        ))
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        out.push((table.to_string(), digest));
+    }
+    let memories: String = sqlx::query_scalar(
+        "SELECT md5(string_agg(id::text || (payload - 'created_at')::text, '|' ORDER BY id)) FROM public.memories",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    out.push(("memories".into(), memories));
+    out
+}
+
+#[tokio::test]
+async fn a_file_split_across_several_workers_loads_the_same_rows_as_one_worker() {
+    let one = seeded("seed_one_worker", 1).await;
+    let mut many = TestEnv::new("seed_many_workers").await;
+    many.set_env("SEED_TASK_ROWS", "37");
+    for _ in 0..3 {
+        many.start_worker(&["--role", "seed", "--concurrency", "2"]);
+    }
+    assert_success(&upgrade_seed(&many, &repo_root().join("data")).await);
+    let (tasks, workers): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT worker) FROM pipeline.tasks WHERE revision = $1 AND label LIKE 'review.csv%'",
+    )
+    .bind(SEED)
+    .fetch_one(&many.pool)
+    .await
+    .unwrap();
+    assert_eq!(tasks, 33, "1200 reviews in ranges of 37");
+    assert!(
+        workers >= 2,
+        "the review ranges were shared by {workers} worker(s)"
+    );
+    assert_eq!(fingerprint(&one).await, fingerprint(&many).await);
+    one.cleanup().await;
+    many.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
+    let mut env = TestEnv::new("seed_killed_worker").await;
+    let dir = std::env::temp_dir().join(format!("seed-test-big-{}", uuid::Uuid::new_v4().simple()));
+    let generated = env
+        .orchestrator(&[
+            "data",
+            "generate",
+            "--out",
+            dir.to_str().unwrap(),
+            "--products",
+            "300",
+            "--reviews",
+            "200000",
+            "--users",
+            "200",
+        ])
+        .await;
+    assert_success(&generated);
+    // `  review.csv   200000 rows ...`: expected rows per table from the generator's summary.
+    let summary = String::from_utf8_lossy(&generated.stdout).to_string();
+    let expected: Vec<(String, i64)> = summary
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let file = words.next()?.strip_suffix(".csv")?.to_string();
+            let rows = words.next()?.parse().ok()?;
+            SAMPLE_COUNTS
+                .iter()
+                .any(|(t, _)| *t == file)
+                .then_some((file, rows))
+        })
+        .collect();
+    assert_eq!(expected.len(), 8, "{summary}");
+
+    env.set_env("SEED_TASK_ROWS", "5000");
+    let victim = env.start_worker(&["--role", "seed", "--concurrency", "2"]);
+    env.start_worker(&["--role", "seed", "--concurrency", "2"]);
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    let mut orchestrator =
+        env.spawn_orchestrator(&["upgrade", SEED, "--data-dir", dir.to_str().unwrap()]);
+    let pool = env.pool.clone();
+    env.eventually(
+        "review ranges done, and one running on the worker to kill",
+        Duration::from_secs(120),
+        || {
+            let pool = pool.clone();
+            async move {
+                let (done, running_on_victim): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE status = 'done'),
+                        count(*) FILTER (WHERE status = 'running' AND worker LIKE '%:' || $1)
+                   FROM pipeline.tasks WHERE label LIKE 'review.csv%'",
+                )
+                .bind(victim.to_string())
+                .fetch_one(&pool)
+                .await
+                .unwrap_or((0, 0));
+                done >= 3 && running_on_victim > 0
+            }
+        },
+    )
+    .await;
+    env.signal_worker(victim, Signal::SIGKILL);
+    env.start_worker(&["--role", "seed", "--concurrency", "2"]);
+    let status = tokio::time::timeout(Duration::from_secs(300), orchestrator.wait())
+        .await
+        .expect("the seed finishes")
+        .unwrap();
+    let mut stderr = String::new();
+    if let Some(mut err) = orchestrator.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        err.read_to_string(&mut stderr).await.ok();
+    }
+    assert!(status.success(), "{stderr}");
+    let redone: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pipeline.tasks WHERE label LIKE 'review.csv%' AND attempts > 1 AND status = 'done'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        redone >= 1,
+        "the range the killed worker held was loaded again by another"
+    );
+    for (table, rows) in &expected {
+        assert_eq!(count(&env, table).await, *rows, "rows of {table}");
+        let distinct: i64 =
+            sqlx::query_scalar(&format!("SELECT count(DISTINCT id) FROM public.{table}"))
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        assert_eq!(distinct, *rows, "distinct ids of {table}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_rerun_updates_changed_rows_adds_new_ones_and_leaves_the_rest_untouched() {
+    let env = seeded("seed_rerun", 1).await;
+    let dir = copy_sample("rerun");
+    edit(&dir, "review.csv", |c| {
+        let c = replace_first(
+            c,
+            b"\n\"2\",\"57\",\"techdad425\",\"Really happy",
+            b"\n\"2\",\"57\",\"techdad425\",\"Changed: really happy",
+        );
+        let mut c = c;
+        c.extend_from_slice(
+            b"\"5000\",\"1\",\"Newcomer\",\"Brand new review, added later.\",\"4\",\"\",\"\"\n",
+        );
+        c
+    });
+    let xmin_before: Vec<(i32, String)> =
+        sqlx::query_as("SELECT id, xmin::text FROM public.review WHERE id IN (1, 3) ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let memories_before = fingerprint(&env).await.pop().unwrap();
+    let output = env
+        .orchestrator(&["rerun", SEED, "--data-dir", dir.to_str().unwrap()])
+        .await;
+    assert_success(&output);
+    assert_eq!(count(&env, "review").await, 1201);
+    let changed: String = sqlx::query_scalar("SELECT review_text FROM public.review WHERE id = 2")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(changed.starts_with("Changed: really happy"), "{changed}");
+    let added: String = sqlx::query_scalar("SELECT user_name FROM public.review WHERE id = 5000")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(added, "Newcomer");
+    let xmin_after: Vec<(i32, String)> =
+        sqlx::query_as("SELECT id, xmin::text FROM public.review WHERE id IN (1, 3) ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        xmin_before, xmin_after,
+        "unchanged rows are not written again"
+    );
+    assert_eq!(
+        fingerprint(&env).await.pop().unwrap(),
+        memories_before,
+        "memories unchanged"
+    );
+    assert_eq!(
+        current(&env).await.as_deref(),
+        Some(SEED),
+        "a re-run does not move alembic_version"
+    );
+    // The next id after the new largest one.
+    let id: i32 =
+        sqlx::query_scalar("INSERT INTO public.review (product_id) VALUES (1) RETURNING id")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(id, 5001);
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_rerun_leaves_the_tables_as_they_were() {
+    let env = seeded("seed_rerun_fails", 1).await;
+    let before = fingerprint(&env).await;
+    let dir = copy_sample("rerun-bad");
+    edit(&dir, "review.csv", |c| {
+        let c = replace_first(
+            c,
+            b"\n\"2\",\"57\",\"techdad425\",\"Really happy",
+            b"\n\"2\",\"57\",\"techdad425\",\"Changed",
+        );
+        replace_first(c, b"\n\"1\",\"30\",", b"\n\"1\",\"9999\",")
+    });
+    let output = env
+        .orchestrator(&["rerun", SEED, "--data-dir", dir.to_str().unwrap()])
+        .await;
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("review.csv line 2, column product_id: 9999 points nowhere"),
+        "{shown}"
+    );
+    assert_eq!(fingerprint(&env).await, before);
+    let staging: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'seed%'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(staging, 0, "staging is dropped");
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn downgrade_empties_the_seeded_tables_and_drops_the_memory_table() {
+    let env = seeded("seed_downgrade", 1).await;
+    assert_success(&env.orchestrator(&["downgrade", SCHEMA]).await);
+    for (table, _) in SAMPLE_COUNTS {
+        assert_eq!(count(&env, table).await, 0, "{table}");
+    }
+    let memories: bool = sqlx::query_scalar("SELECT to_regclass('public.memories') IS NOT NULL")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(!memories);
+    assert_eq!(current(&env).await.as_deref(), Some(SCHEMA));
+    // And it seeds again.
+    assert_success(&upgrade_seed(&env, &repo_root().join("data")).await);
+    assert_eq!(count(&env, "review").await, 1200);
+    env.cleanup().await;
+}
