@@ -152,7 +152,7 @@ async fn local_model(config: &Config) {
             );
             println!("  {report}");
             println!(
-                "  throughput: {:.1} texts/s with batch {} and {} thread(s)  (reference: sentence-transformers on PyTorch, about 90 texts/s on 2 cores)",
+                "  throughput: {:.1} texts/s with batch {} and {} thread(s)  (reference: sentence-transformers on PyTorch CPU; `scripts/make_reference_vectors.py` times it on this machine)",
                 report.texts_per_sec, report.batch_size, report.threads
             );
         }
