@@ -505,3 +505,77 @@ async fn search_with_the_local_model_finds_the_obvious_match() {
     );
     env.cleanup().await;
 }
+
+/// Rows that hold a vector: both embedding tables and the memories.
+async fn embedded_rows(env: &TestEnv) -> i64 {
+    scalar_i64(
+        env,
+        &format!(
+            "SELECT (SELECT count(*) FROM {PRODUCTS}) + (SELECT count(*) FROM {REVIEWS})
+                  + (SELECT count(*) FROM public.memories WHERE vector IS NOT NULL)"
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn upgrade_again_after_a_failure_resumes_and_redoes_only_the_failed_task() {
+    let server = fake(0).await;
+    let mut env = TestEnv::new("embed_resume").await;
+    use_fake(&mut env, &server);
+    // Several embed tasks, run one at a time, so that exactly one of them
+    // meets the provider's refusal.
+    env.set_env("EMBED_TASK_ROWS", "300");
+    env.start_worker(&["--role", "all", "--concurrency", "1"]);
+    assert_success(&env.orchestrator(&["upgrade", SEED]).await);
+    server.fail_next(1, 400, None, "Invalid 'input' (refused once by the test)");
+
+    let failed = env.orchestrator(&["upgrade", EMBEDDINGS]).await;
+    assert!(!failed.status.success(), "{}", text(&failed));
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("run the same command again to resume"),
+        "{}",
+        text(&failed)
+    );
+    let done_before: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, finished_at::text FROM pipeline.tasks
+          WHERE revision = 'cc30da9b96c1' AND status = 'done' ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        done_before.len() >= 2,
+        "other tasks finished: {done_before:?}"
+    );
+    let (products, reviews, memories) = source_counts(&env).await;
+    let embedded_before = embedded_rows(&env).await;
+    assert!(embedded_before < products + reviews + memories);
+
+    server.reset_counts();
+    let resumed = env.orchestrator(&["upgrade", EMBEDDINGS]).await;
+    assert_success(&resumed);
+    assert!(
+        String::from_utf8_lossy(&resumed.stderr).contains("resuming revision run"),
+        "{}",
+        text(&resumed)
+    );
+    // Only the failed task's rows reached the provider again.
+    assert_eq!(
+        server.inputs() as i64,
+        products + reviews + memories - embedded_before,
+        "provider inputs on resume"
+    );
+    assert_exact_counts(&env).await;
+    // The tasks done before were not redone.
+    let done_after: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, finished_at::text FROM pipeline.tasks
+          WHERE revision = 'cc30da9b96c1' AND id = ANY($1) ORDER BY id",
+    )
+    .bind(done_before.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(done_after, done_before);
+    env.cleanup().await;
+}
