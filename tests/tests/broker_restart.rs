@@ -1,0 +1,54 @@
+//! A restarted broker, in a test binary of its own: restarting RabbitMQ
+//! disturbs every connection on it, so no other test may run meanwhile
+//! (cargo runs test binaries one after another).
+
+use integration_tests::{amqp_url, assert_success, text, TestEnv};
+use std::time::Duration;
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrator_and_workers_carry_on_across_a_broker_restart() {
+    assert!(
+        amqp_url().contains("127.0.0.1") || amqp_url().contains("localhost"),
+        "this test restarts the broker with rabbitmqctl and needs the local one"
+    );
+    let mut env = TestEnv::new("broker_restart").await;
+    env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let run = env.spawn_orchestrator(&[
+        "bench",
+        "runtime",
+        "--tasks",
+        "60",
+        "--workers",
+        "0",
+        "--sleep-ms",
+        "300",
+        "--mark",
+    ]);
+    env.wait_for_tasks("done", 8, Duration::from_secs(60)).await;
+
+    rabbitmqctl(&["stop_app"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rabbitmqctl(&["start_app"]);
+
+    let out = tokio::time::timeout(Duration::from_secs(240), run.wait_with_output())
+        .await
+        .expect("the run finishes after the broker is back")
+        .unwrap();
+    assert_success(&out);
+    let (marks, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((marks, distinct), (60, 60), "{}", text(&out));
+    env.cleanup().await;
+}
