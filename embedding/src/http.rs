@@ -47,6 +47,7 @@ struct HttpCore {
     batch: usize,
     in_flight: usize,
     max_retries: u32,
+    max_input_chars: usize,
     base_backoff: Duration,
     max_backoff: Duration,
     known_dims: OnceLock<usize>,
@@ -122,6 +123,7 @@ impl HttpCore {
             batch: config.request_batch_size.max(1),
             in_flight: config.requests_in_flight.max(1),
             max_retries: config.http_max_retries,
+            max_input_chars: config.max_input_chars.max(1),
             base_backoff: BASE_BACKOFF,
             max_backoff: MAX_BACKOFF,
             known_dims: OnceLock::new(),
@@ -165,6 +167,19 @@ impl HttpCore {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let cut = truncate_inputs(texts, self.max_input_chars);
+        let texts: &[String] = match &cut {
+            Some((shortened, count)) => {
+                tracing::info!(
+                    "{}: {count} of {} inputs were longer than {} characters and were truncated",
+                    self.describe,
+                    texts.len(),
+                    self.max_input_chars
+                );
+                shortened
+            }
+            None => texts,
+        };
         // Boxed as `Send` futures up front: lets the compiler see the stream is
         // Send without the higher-ranked closure inference that fails here.
         let requests: Vec<BatchFuture<'_>> = texts
@@ -351,6 +366,28 @@ impl HttpCore {
         let probe = self.embed(&["dimension probe".to_string()]).await?;
         Ok(probe.first().map(|v| v.len()).unwrap_or_default())
     }
+}
+
+/// The inputs with every one longer than `max_chars` characters cut to
+/// that length, and how many were cut; `None` when none is too long.
+fn truncate_inputs(texts: &[String], max_chars: usize) -> Option<(Vec<String>, usize)> {
+    let too_long = |t: &String| t.len() > max_chars && t.chars().nth(max_chars).is_some();
+    if !texts.iter().any(too_long) {
+        return None;
+    }
+    let mut count = 0;
+    let shortened = texts
+        .iter()
+        .map(|t| {
+            if too_long(t) {
+                count += 1;
+                t.chars().take(max_chars).collect()
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    Some((shortened, count))
 }
 
 /// A transport error without the URL (shown elsewhere, redacted) or anything else.
@@ -816,6 +853,38 @@ mod tests {
         let max = server.max_concurrent.load(Ordering::SeqCst);
         assert!(max == 2, "requests in flight: {max}, expected 2");
         assert_eq!(e.dimensions().await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn inputs_longer_than_the_limit_are_truncated_before_sending() {
+        let server = serve(|seen, _| ok_reply(seen, 8)).await;
+        let cfg = config(
+            "openai",
+            &server.base,
+            &[
+                ("EMBEDDING_DIMENSIONS", "8"),
+                ("EMBEDDING_MAX_INPUT_CHARS", "5"),
+            ],
+        );
+        let e = OpenAiEmbedder::from_config(&cfg).unwrap();
+        let mut input = texts(8);
+        input.push("ééééééé".to_string());
+        let out = e.embed(&input).await.unwrap();
+        assert_eq!(out.len(), 9);
+        let sent: Vec<String> = server
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.inputs())
+            .collect();
+        let expected: Vec<String> = input.iter().map(|t| t.chars().take(5).collect()).collect();
+        assert_eq!(
+            sent, expected,
+            "cut at 5 characters, on character boundaries"
+        );
+        assert_eq!(truncate_inputs(&input, 5).map(|(_, n)| n), Some(4));
+        assert!(truncate_inputs(&input, 8).is_none());
     }
 
     #[tokio::test]

@@ -198,6 +198,9 @@ pub struct EmbeddingConfig {
     pub reviews_table: String,
     pub http_timeout_secs: u64,
     pub http_max_retries: u32,
+    /// HTTP providers: inputs longer than this many characters are cut
+    /// (the provider's own limit is in tokens, which only it can count).
+    pub max_input_chars: usize,
 }
 
 /// Settings of the enrichment revision (read now so `config` shows them).
@@ -456,6 +459,7 @@ impl Config {
             reviews_table: src.identifier("DB_EMBEDDING_TABLE_FOR_REVIEWS", "review_embeddings")?,
             http_timeout_secs: src.positive("EMBEDDING_HTTP_TIMEOUT_SECS", 60u64)?,
             http_max_retries: src.parse("EMBEDDING_HTTP_MAX_RETRIES", 6u32)?,
+            max_input_chars: src.positive("EMBEDDING_MAX_INPUT_CHARS", 24_000usize)?,
         };
         if embedding.provider == EmbeddingProvider::AzureOpenAi
             && embedding.azure_endpoint.is_empty()
@@ -568,6 +572,7 @@ impl Config {
                 e.http_timeout_secs.to_string(),
             ),
             ("EMBEDDING_HTTP_MAX_RETRIES", e.http_max_retries.to_string()),
+            ("EMBEDDING_MAX_INPUT_CHARS", e.max_input_chars.to_string()),
             (
                 "USE_AZURE_AI_FOR_REVIEWS",
                 self.enrichment.use_azure_ai.to_string(),
