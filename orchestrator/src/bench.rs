@@ -106,3 +106,17 @@ pub async fn runtime(
     );
     Ok(())
 }
+
+/// Deletes the queues of a benchmark's scratch prefix.
+pub async fn delete_queues(config: &Config, connection_name: &str) {
+    let Ok(connection) = shared::queue::connect(config, connection_name, Duration::ZERO).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        shared::queue::Topology::from_config(config)
+            .delete(&channel)
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+}

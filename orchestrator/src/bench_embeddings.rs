@@ -28,7 +28,6 @@ use crate::revisions::Planner;
 use anyhow::Context;
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
-use shared::queue::Topology;
 use shared::Config;
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{Duration, Instant};
@@ -87,7 +86,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
 
     let database = format!("agenticshop_bench_embeddings_{tag}");
-    let url = with_database(config.database_url.expose(), &database)?;
+    let url = shared::db::url_with_database(config.database_url.expose(), &database)?;
     let mut admin = PgConnection::connect(config.database_url.expose())
         .await
         .with_context(|| format!("connecting to {}", config.database_url))?;
@@ -117,7 +116,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 
     let result = run(&bench_config, bench, &server).await;
 
-    cleanup_queues(&bench_config).await;
+    crate::bench::delete_queues(&bench_config, "bench embeddings cleanup").await;
     if bench.keep {
         eprintln!("kept database {database} and {}", data_dir.display());
     } else {
@@ -494,38 +493,4 @@ async fn write_path(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<
     }
     conn.close().await.ok();
     Ok(comparison)
-}
-
-fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
-    let mut parsed = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
-}
-
-async fn cleanup_queues(config: &Config) {
-    let Ok(connection) =
-        shared::queue::connect(config, "bench embeddings cleanup", Duration::ZERO).await
-    else {
-        return;
-    };
-    if let Ok(channel) = connection.create_channel().await {
-        let topology = Topology::from_config(config);
-        for queue in topology.all_queues() {
-            let _ = channel
-                .queue_delete(
-                    queue.as_str().into(),
-                    lapin::options::QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
-            let _ = channel
-                .exchange_delete(
-                    exchange.as_str().into(),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-    }
-    let _ = connection.close(200, "done".into()).await;
 }

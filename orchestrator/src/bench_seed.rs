@@ -14,7 +14,6 @@ use crate::plan::Direction;
 use anyhow::{bail, Context};
 use shared::catalogue;
 use shared::config::ConnectionUrl;
-use shared::queue::Topology;
 use shared::seed;
 use shared::Config;
 use sqlx::{Connection, Executor, PgConnection};
@@ -63,7 +62,7 @@ pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
     eprintln!("{summary}");
 
     let database = format!("agenticshop_bench_seed_{tag}");
-    let url = with_database(config.database_url.expose(), &database)?;
+    let url = shared::db::url_with_database(config.database_url.expose(), &database)?;
     let mut admin = PgConnection::connect(config.database_url.expose())
         .await
         .with_context(|| format!("connecting to {}", config.database_url))?;
@@ -77,7 +76,7 @@ pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
 
     let result = run(&bench_config, bench, &data_dir, &summary).await;
 
-    cleanup_queues(&bench_config).await;
+    crate::bench::delete_queues(&bench_config, "bench seed cleanup").await;
     if bench.keep {
         eprintln!("kept database {database} and {}", data_dir.display());
     } else {
@@ -306,37 +305,4 @@ async fn plain_copy(
         .execute("DROP SCHEMA bench_copy CASCADE")
         .await?;
     Ok(timings)
-}
-
-fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
-    let mut parsed = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
-}
-
-async fn cleanup_queues(config: &Config) {
-    let Ok(connection) = shared::queue::connect(config, "bench seed cleanup", Duration::ZERO).await
-    else {
-        return;
-    };
-    if let Ok(channel) = connection.create_channel().await {
-        let topology = Topology::from_config(config);
-        for queue in topology.all_queues() {
-            let _ = channel
-                .queue_delete(
-                    queue.as_str().into(),
-                    lapin::options::QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
-            let _ = channel
-                .exchange_delete(
-                    exchange.as_str().into(),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-    }
-    let _ = connection.close(200, "done".into()).await;
 }

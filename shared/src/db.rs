@@ -96,6 +96,13 @@ pub fn is_transient_chain(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The same server URL with another database name.
+pub fn url_with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
+}
+
 /// Creates or updates the pipeline's own tables.
 pub async fn ensure_pipeline_schema(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;

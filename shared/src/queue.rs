@@ -93,6 +93,27 @@ impl Topology {
         names
     }
 
+    /// Deletes every queue and exchange of the topology, messages included
+    /// (scratch prefixes of benchmarks and tests).
+    pub async fn delete(&self, channel: &Channel) {
+        for queue in self.all_queues() {
+            let _ = channel
+                .queue_delete(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+            let _ = channel
+                .exchange_delete(
+                    exchange.as_str().into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+
     /// Declares exchanges, queues and bindings.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         let durable_exchange = ExchangeDeclareOptions {

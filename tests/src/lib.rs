@@ -88,10 +88,7 @@ impl TestEnv {
             .await
             .expect("create the test database");
         conn.close().await.ok();
-        let mut url = url_with_database(&admin, &db_name);
-        if url.is_empty() {
-            url = admin.clone();
-        }
+        let url = shared::db::url_with_database(&admin, &db_name).expect("DATABASE_URL is a URL");
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect(&url)
@@ -281,39 +278,10 @@ impl TestEnv {
             lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
         {
             if let Ok(channel) = connection.create_channel().await {
-                for queue in self.topology().all_queues() {
-                    let _ = channel
-                        .queue_delete(
-                            queue.as_str().into(),
-                            lapin::options::QueueDeleteOptions::default(),
-                        )
-                        .await;
-                }
-                for exchange in [
-                    self.topology().exchange(),
-                    self.topology().dead_letter_exchange(),
-                ] {
-                    let _ = channel
-                        .exchange_delete(
-                            exchange.as_str().into(),
-                            lapin::options::ExchangeDeleteOptions::default(),
-                        )
-                        .await;
-                }
+                self.topology().delete(&channel).await;
             }
             let _ = connection.close(200, "done".into()).await;
         }
-    }
-}
-
-/// The same server URL with another database name.
-pub fn url_with_database(url: &str, database: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            parsed.set_path(&format!("/{database}"));
-            parsed.to_string()
-        }
-        Err(_) => String::new(),
     }
 }
 

@@ -301,15 +301,31 @@ async fn a_task_message_published_twice_has_its_effect_once() {
         role: Role::Seed,
         kind: "upgrade".into(),
     };
+    // The orchestrator marks a task queued just before it publishes it:
+    // wait for its message, then add the duplicate.
+    let work_queue = env.topology().work_queue(Role::Seed);
+    let depth_is = |n: u32| {
+        let (env, queue) = (&env, work_queue.clone());
+        move || {
+            let queue = queue.clone();
+            async move { env.queue_depth(&queue).await.unwrap() == n }
+        }
+    };
+    env.eventually(
+        "the orchestrator's message",
+        Duration::from_secs(30),
+        depth_is(1),
+    )
+    .await;
     env.publish_raw(Role::Seed, &duplicate.to_bytes())
         .await
         .unwrap();
-    assert_eq!(
-        env.queue_depth(&env.topology().work_queue(Role::Seed))
-            .await
-            .unwrap(),
-        2
-    );
+    env.eventually(
+        "the duplicate beside it",
+        Duration::from_secs(30),
+        depth_is(2),
+    )
+    .await;
 
     env.start_worker(&["--role", "all"]);
     let out = tokio::time::timeout(Duration::from_secs(120), orchestrator.wait_with_output())
