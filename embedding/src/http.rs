@@ -513,15 +513,6 @@ impl OpenAiEmbedder {
             core: Arc::new(core),
         })
     }
-
-    /// Changes the back-off (tests use milliseconds).
-    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
-        if let Some(core) = Arc::get_mut(&mut self.core) {
-            core.base_backoff = base;
-            core.max_backoff = max;
-        }
-        self
-    }
 }
 
 /// Azure OpenAI: `{AZURE_OPENAI_ENDPOINT}/openai/deployments/{EMBEDDING_MODEL}/embeddings`.
@@ -560,19 +551,21 @@ impl AzureOpenAiEmbedder {
             core: Arc::new(core),
         })
     }
-
-    /// Changes the back-off (tests use milliseconds).
-    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
-        if let Some(core) = Arc::get_mut(&mut self.core) {
-            core.base_backoff = base;
-            core.max_backoff = max;
-        }
-        self
-    }
 }
 
 macro_rules! http_embedder {
     ($ty:ty) => {
+        impl $ty {
+            /// Changes the back-off (tests use milliseconds).
+            pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+                if let Some(core) = Arc::get_mut(&mut self.core) {
+                    core.base_backoff = base;
+                    core.max_backoff = max;
+                }
+                self
+            }
+        }
+
         #[async_trait::async_trait]
         impl Embedder for $ty {
             fn describe(&self) -> String {

@@ -107,16 +107,30 @@ pub async fn runtime(
     Ok(())
 }
 
-/// Deletes the queues of a benchmark's scratch prefix.
-pub async fn delete_queues(config: &Config, connection_name: &str) {
-    let Ok(connection) = shared::queue::connect(config, connection_name, Duration::ZERO).await
-    else {
-        return;
-    };
-    if let Ok(channel) = connection.create_channel().await {
-        shared::queue::Topology::from_config(config)
-            .delete(&channel)
-            .await;
+/// Removes what a benchmark made to work in: its queue prefix, its scratch
+/// database (through `admin`, a connection to another database of the
+/// server) and its generated data folder; with `keep`, only the queues.
+pub async fn remove_scratch(
+    config: &Config,
+    mut admin: sqlx::PgConnection,
+    database: &str,
+    data_dir: &std::path::Path,
+    keep: bool,
+) {
+    if let Ok(connection) = shared::queue::connect(config, "bench clean-up", Duration::ZERO).await {
+        if let Ok(channel) = connection.create_channel().await {
+            shared::queue::Topology::from_config(config)
+                .delete(&channel)
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
     }
-    let _ = connection.close(200, "done".into()).await;
+    if keep {
+        eprintln!("kept database {database} and {}", data_dir.display());
+    } else {
+        let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+        let _ = sqlx::Executor::execute(&mut admin, drop.as_str()).await;
+        let _ = std::fs::remove_dir_all(data_dir);
+    }
+    let _ = sqlx::Connection::close(admin).await;
 }

@@ -76,17 +76,7 @@ pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
 
     let result = run(&bench_config, bench, &data_dir, &summary).await;
 
-    crate::bench::delete_queues(&bench_config, "bench seed cleanup").await;
-    if bench.keep {
-        eprintln!("kept database {database} and {}", data_dir.display());
-    } else {
-        (&mut admin)
-            .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
-            .await
-            .ok();
-        std::fs::remove_dir_all(&data_dir).ok();
-    }
-    admin.close().await.ok();
+    crate::bench::remove_scratch(&bench_config, admin, &database, &data_dir, bench.keep).await;
     result
 }
 

@@ -217,6 +217,18 @@ impl TestEnv {
         .await;
     }
 
+    /// Waits until the `count(*)` query `sql` returns exactly `expected`.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, limit: Duration) {
+        let what = format!("{sql} = {expected}");
+        self.eventually(&what, limit, || async {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&self.pool)
+                .await
+                .is_ok_and(|n| n == expected)
+        })
+        .await;
+    }
+
     /// Messages ready in a queue of this test's topology.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
         let connection =

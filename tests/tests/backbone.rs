@@ -273,22 +273,10 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     // Plan and publish the schema task with no worker running, then publish
     // the very same message again.
     let orchestrator = env.spawn_orchestrator(&["upgrade", SCHEMA]);
-    let pool = env.pool.clone();
-    env.eventually(
-        "the schema task to be queued",
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'",
+        1,
         Duration::from_secs(30),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'",
-                )
-                .fetch_one(&pool)
-                .await
-                .map(|n| n == 1)
-                .unwrap_or(false)
-            }
-        },
     )
     .await;
     let (task_id,): (i64,) = sqlx::query_as("SELECT id FROM pipeline.tasks")
@@ -364,22 +352,10 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     // The same with a visible effect per task: while 30 slow no-op tasks
     // run, every one of their messages is published a second time.
     let run = start_noop_run(&env, 30, 200);
-    let pool = env.pool.clone();
-    env.eventually(
-        "the no-op tasks to be queued",
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'",
+        30,
         Duration::from_secs(30),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'",
-                )
-                .fetch_one(&pool)
-                .await
-                .map(|n| n == 30)
-                .unwrap_or(false)
-            }
-        },
     )
     .await;
     let tasks: Vec<(i64, String)> =
@@ -467,20 +443,10 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     let mut env = TestEnv::new("run_lock").await;
     // No worker yet: the first upgrade holds the lock while it waits.
     let first = env.spawn_orchestrator(&["upgrade", SCHEMA]);
-    let pool = env.pool.clone();
-    env.eventually(
-        "the first run to hold the lock",
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.tasks",
+        1,
         Duration::from_secs(30),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks")
-                    .fetch_one(&pool)
-                    .await
-                    .map(|n| n == 1)
-                    .unwrap_or(false)
-            }
-        },
     )
     .await;
     let refused = env.orchestrator(&["upgrade", SCHEMA, "--no-wait"]).await;
