@@ -107,6 +107,27 @@ pub async fn runtime(
     Ok(())
 }
 
+/// Creates a benchmark's scratch database on the configured server; returns
+/// a connection to the server's configured database (to drop it later with
+/// [`remove_scratch`]) and the scratch database's URL.
+pub async fn create_scratch(
+    config: &Config,
+    database: &str,
+) -> anyhow::Result<(sqlx::PgConnection, String)> {
+    use anyhow::Context as _;
+    use sqlx::Connection as _;
+    let url = shared::db::url_with_database(config.database_url.expose(), database)?;
+    let mut admin = sqlx::PgConnection::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to {}", config.database_url))?;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("CREATE DATABASE \"{database}\"").as_str(),
+    )
+    .await?;
+    Ok((admin, url))
+}
+
 /// Removes what a benchmark made to work in: its queue prefix, its scratch
 /// database (through `admin`, a connection to another database of the
 /// server) and its generated data folder; with `keep`, only the queues.

@@ -29,7 +29,7 @@ use anyhow::Context;
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
 use workers::revisions::embeddings::sources::node_id;
 use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
@@ -86,13 +86,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
 
     let database = format!("agenticshop_bench_embeddings_{tag}");
-    let url = shared::db::url_with_database(config.database_url.expose(), &database)?;
-    let mut admin = PgConnection::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("connecting to {}", config.database_url))?;
-    (&mut admin)
-        .execute(format!("CREATE DATABASE {database}").as_str())
-        .await?;
+    let (admin, url) = crate::bench::create_scratch(config, &database).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         dims: bench.dims,

@@ -62,13 +62,7 @@ pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
     eprintln!("{summary}");
 
     let database = format!("agenticshop_bench_seed_{tag}");
-    let url = shared::db::url_with_database(config.database_url.expose(), &database)?;
-    let mut admin = PgConnection::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("connecting to {}", config.database_url))?;
-    (&mut admin)
-        .execute(format!("CREATE DATABASE {database}").as_str())
-        .await?;
+    let (admin, url) = crate::bench::create_scratch(config, &database).await?;
     let mut bench_config = config.clone();
     bench_config.database_url = ConnectionUrl::new(url.clone());
     bench_config.queue_prefix = format!("bench-seed-{tag}");

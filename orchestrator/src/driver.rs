@@ -255,42 +255,26 @@ impl Driver {
         self.run_id
     }
 
-    /// Runs a whole command's path; records the run's outcome.
+    /// Runs a whole command's path. The run's outcome is recorded by
+    /// [`Driver::finish`], which every command calls last.
     pub async fn run_path(
         &mut self,
         revisions: &[&Revision],
         direction: Direction,
         data_dir: &Path,
     ) -> anyhow::Result<()> {
-        let result = async {
-            for (i, revision) in revisions.iter().enumerate() {
-                eprintln!(
-                    "== {} {} ({}) [{}/{}]",
-                    direction.as_str(),
-                    revision.id,
-                    revision.name,
-                    i + 1,
-                    revisions.len()
-                );
-                self.run_revision(revision, direction, data_dir).await?;
-            }
-            anyhow::Ok(())
+        for (i, revision) in revisions.iter().enumerate() {
+            eprintln!(
+                "== {} {} ({}) [{}/{}]",
+                direction.as_str(),
+                revision.id,
+                revision.name,
+                i + 1,
+                revisions.len()
+            );
+            self.run_revision(revision, direction, data_dir).await?;
         }
-        .await;
-        let (status, error) = match &result {
-            Ok(()) => ("succeeded", None),
-            Err(e) => ("failed", Some(format!("{e:#}"))),
-        };
-        sqlx::query(
-            "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1",
-        )
-        .bind(self.run_id)
-        .bind(status)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .ok();
-        result
+        Ok(())
     }
 
     async fn run_revision(
@@ -681,20 +665,22 @@ impl Driver {
         Ok(())
     }
 
-    /// Releases everything; a run that did not get as far as
-    /// [`Driver::run_path`] gets its outcome recorded here.
+    /// Records the command's outcome in `pipeline.runs` and releases
+    /// everything.
     pub async fn finish(mut self, outcome: Result<(), &anyhow::Error>) {
         let (status, error) = match outcome {
             Ok(()) => ("succeeded", None),
             Err(e) => ("failed", Some(format!("{e:#}"))),
         };
-        sqlx::query("UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1 AND status = 'running'")
-            .bind(self.run_id)
-            .bind(status)
-            .bind(error)
-            .execute(&self.pool)
-            .await
-            .ok();
+        sqlx::query(
+            "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+        )
+        .bind(self.run_id)
+        .bind(status)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .ok();
         if let Some(mut listener) = self.listener.take() {
             let _ = listener.unlisten_all().await;
         }
