@@ -682,3 +682,78 @@ async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
     assert_eq!(marks(&env).await, (40, 40));
     env.cleanup().await;
 }
+
+/// Every table and column outside the system schemas, and what
+/// `alembic_version` holds: what "unchanged" means for a database.
+async fn database_state(env: &TestEnv) -> (Vec<String>, Vec<String>) {
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema || '.' || table_name || '.' || column_name || ' ' || data_type
+           FROM information_schema.columns
+          WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+          ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let version: Vec<String> = sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    (columns, version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_in_the_earlier_layout_is_refused_and_left_unchanged() {
+    let mut env = TestEnv::new("earlier_layout").await;
+    env.start_worker(&["--role", "seed"]);
+    // What this project's earlier version left: the older table names, seeded.
+    sqlx::raw_sql(
+        "CREATE TABLE public.product (id serial PRIMARY KEY, name varchar);
+         CREATE TABLE public.review (id serial PRIMARY KEY, product_id integer REFERENCES public.product (id), review_text text);
+         CREATE TABLE public.alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);
+         INSERT INTO public.product (name) VALUES ('Auralis QuietLine 700');
+         INSERT INTO public.review (product_id, review_text) VALUES (1, 'Great.');
+         INSERT INTO public.alembic_version VALUES ('ef85393336cb');",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let before = database_state(&env).await;
+    for command in [
+        &["upgrade", "head"][..],
+        &["upgrade", "cc30da9b96c1"],
+        &["downgrade", "base"],
+    ] {
+        let out = env.orchestrator(command).await;
+        let shown = text(&out);
+        assert!(
+            !out.status.success(),
+            "{command:?} must be refused:\n{shown}"
+        );
+        for needle in [
+            "earlier table layout",
+            "public.product, public.review",
+            "alembic_version ef85393336cb",
+            "downgrade base` with the earlier version",
+            "a fresh database",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "{command:?}: {needle:?} in\n{shown}"
+            );
+        }
+        assert_eq!(
+            database_state(&env).await,
+            before,
+            "{command:?} changed the database"
+        );
+    }
+    let rows: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM public.product), (SELECT count(*) FROM public.review)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, (1, 1));
+    env.cleanup().await;
+}
