@@ -656,7 +656,7 @@ struct Writers {
     features: Counted,
     product_features: Counted,
     review: Counted,
-    product_image: Counted,
+    product_images: Counted,
     variants: Counted,
     variant_attributes: Counted,
     labels: Counted,
@@ -680,7 +680,7 @@ impl Writers {
             product_features: open(3, false)?,
             // product_reviews.csv quotes every field, header included (a real quirk).
             review: open(4, true)?,
-            product_image: open(5, false)?,
+            product_images: open(5, false)?,
             variants: open(6, false)?,
             variant_attributes: open(7, false)?,
             labels: Counted::open(dir, labels_file, &LABELS_HEADER, false)?,
@@ -699,7 +699,7 @@ impl Writers {
             self.features.finish()?,
             self.product_features.finish()?,
             self.review.finish()?,
-            self.product_image.finish()?,
+            self.product_images.finish()?,
             self.variants.finish()?,
             self.variant_attributes.finish()?,
             self.labels.finish()?,
@@ -738,7 +738,7 @@ impl Writers {
             let iid = self.next_image.to_string();
             self.next_image += 1;
             let url = format!("data/images/{}-image-{}.png", p.id, n);
-            self.product_image
+            self.product_images
                 .row([iid.as_str(), id.as_str(), url.as_str()])?;
         }
         for v in variants_for(rng, p) {
@@ -4081,7 +4081,7 @@ mod tests {
                 assert_eq!(r.len(), h.len(), "{f}");
             }
         }
-        // review.csv quotes every field, header included; others only when needed.
+        // product_reviews.csv quotes every field, header included; others only when needed.
         let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
         assert!(raw.starts_with("\"id\",\"product_id\",\"user_name\",\"review\",\"rating\",\"feature_id\",\"sentiment\"\n"));
         let raw = fs::read_to_string(d.0.join("products.csv")).unwrap();
@@ -4202,10 +4202,10 @@ mod tests {
         let pids = p.ids("id");
         let fids = f.ids("id");
         for (t, name) in [
-            (&p, "product"),
+            (&p, "products"),
             (&f, "features"),
             (&pf, "pf"),
-            (&rv, "review"),
+            (&rv, "product_reviews"),
             (&img, "image"),
             (&v, "variants"),
             (&va, "va"),
