@@ -33,8 +33,8 @@ fn main() {
             "label_feature": l.feature_id, "label_sentiment": l.sentiment.map(|s| s.as_str()),
             "features": r.features.iter().map(|f| serde_json::json!([f.id, f.name])).collect::<Vec<_>>(),
             "sentences": sents.iter().map(|s| serde_json::json!([s.start, s.end])).collect::<Vec<_>>(),
-            "clauses": clause_ranges.iter().map(|cs| cs.iter().map(|c| serde_json::json!([c.start, c.end, pol.compound(&r.text[c.clone()])])).collect::<Vec<_>>()).collect::<Vec<_>>(),
-            "sentence_vader": sents.iter().map(|s| pol.compound(&r.text[s.clone()])).collect::<Vec<_>>(),
+            "clauses": clause_ranges.iter().map(|cs| cs.iter().map(|c| serde_json::json!([c.start, c.end, pol.vader(&r.text[c.clone()])])).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "sentence_vader": sents.iter().map(|s| pol.vader(&r.text[s.clone()])).collect::<Vec<_>>(),
             "sim": sim,
         });
         println!("{j}");

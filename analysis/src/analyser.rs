@@ -56,6 +56,12 @@ pub struct Params {
     pub position_decay: f32,
     /// Weight, for the main aspect, of a sentence that continues a feature's sentence.
     pub continuation_weight: f32,
+    /// Weight, in the mean, of a clause of a sentence that only continues the feature's.
+    pub continuation_clause_weight: f32,
+    /// Weight of the sentence's meaning-based polarity (its cosine to a
+    /// praising sentence less its cosine to a complaining one), added to
+    /// each of its clauses' lexicon score.
+    pub meaning_polarity: f32,
     /// Weight of the star rating, mapped to [-1, 1], added to the clauses' mean score.
     pub rating_prior: f32,
     /// Scores within this distance of 0 are neutral.
@@ -73,12 +79,19 @@ impl Default for Params {
             word_bonus: 0.5,
             position_decay: 0.8,
             continuation_weight: 0.2,
-            rating_prior: 0.45,
-            neutral_band: 0.25,
+            continuation_clause_weight: 0.5,
+            meaning_polarity: 3.0,
+            rating_prior: 0.3,
+            neutral_band: 0.2,
             mixed_level: 0.5,
         }
     }
 }
+
+/// A sentence that praises and one that complains, in general words: a
+/// sentence's polarity by meaning is how much closer it is to the first.
+const PRAISE: &str = "I love it, it works great and I am very happy with it.";
+const COMPLAINT: &str = "It is terrible, it stopped working and I am very disappointed.";
 
 /// The analyser: the sentence model, the lexicon and a cache of feature-name vectors.
 pub struct Analyser {
@@ -86,6 +99,8 @@ pub struct Analyser {
     polarity: Polarity,
     params: Params,
     feature_vectors: Mutex<HashMap<String, Vec<f32>>>,
+    /// The vectors of [`PRAISE`] and [`COMPLAINT`].
+    poles: [Vec<f32>; 2],
 }
 
 /// A review's sentences, with their vectors, during analysis.
@@ -98,11 +113,16 @@ impl Analyser {
     /// Loads the MiniLM model from `model_dir` (shared with the embedding
     /// provider when both run in one process), on `threads` threads (0: all).
     pub fn load(model_dir: &Path, threads: usize) -> Result<Analyser, AnalysisError> {
+        let encoder = SentenceEncoder::load(model_dir, threads)?;
+        let mut poles = encoder.encode(&[PRAISE.to_string(), COMPLAINT.to_string()])?;
+        let complaint = poles.pop().unwrap_or_default();
+        let praise = poles.pop().unwrap_or_default();
         Ok(Analyser {
-            encoder: SentenceEncoder::load(model_dir, threads)?,
+            encoder,
             polarity: Polarity::default(),
             params: Params::default(),
             feature_vectors: Mutex::new(HashMap::new()),
+            poles: [praise, complaint],
         })
     }
 
@@ -244,6 +264,11 @@ impl Analyser {
             })
             .collect();
 
+        let leaning: Vec<f32> = sentence_vectors
+            .iter()
+            .map(|v| cosine(v, &self.poles[0]) - cosine(v, &self.poles[1]))
+            .collect();
+
         // The features each sentence is about, its most relevant one first.
         let mut about: Vec<Vec<usize>> = relevance
             .iter()
@@ -315,11 +340,21 @@ impl Analyser {
                 .copied()
                 .fold(first, |b, s| if relevance[s][f] > relevance[b][f] { s } else { b });
             let spoken: Vec<usize> = (0..n).filter(|&s| carried[s].contains(&f)).collect();
-            aspects.push(self.aspect(text, &p.sentences, &spoken, evidence_sentence, f, &keys, review));
+            aspects.push(self.aspect(
+                text,
+                &p.sentences,
+                &about,
+                &leaning,
+                &spoken,
+                evidence_sentence,
+                f,
+                &keys,
+                review,
+            ));
         }
         if let (Some(k), true) = (known, aspects.is_empty()) {
             // An empty text: nothing to read but the stars.
-            aspects.push(self.aspect(text, &[], &[], 0, k, &keys, review));
+            aspects.push(self.aspect(text, &[], &[], &[], &[], 0, k, &keys, review));
         }
 
         let main_feature = match known {
@@ -347,6 +382,8 @@ impl Analyser {
         &self,
         text: &str,
         sentence_ranges: &[Range<usize>],
+        about: &[Vec<usize>],
+        leaning: &[f32],
         spoken: &[usize],
         evidence_sentence: usize,
         feature: usize,
@@ -359,6 +396,11 @@ impl Analyser {
         let mut evidence_clause: Option<(f32, Range<usize>)> = None;
         let mut names_in_evidence = 0;
         for &s in spoken {
+            let weight = if about[s].contains(&feature) {
+                1.0
+            } else {
+                params.continuation_clause_weight
+            };
             let parts = clauses(text, sentence_ranges[s].clone());
             let named: Vec<Option<usize>> = parts
                 .iter()
@@ -386,14 +428,15 @@ impl Analyser {
                     continue;
                 }
                 let said = self.polarity.clause(&text[c.clone()]);
-                scores.push(said.score);
+                let score = (said.score + params.meaning_polarity * leaning[s]).clamp(-1.0, 1.0);
+                scores.push((score, weight));
                 lukewarm += said.lukewarm;
                 if s == evidence_sentence
                     && evidence_clause
                         .as_ref()
-                        .is_none_or(|(e, _)| said.score.abs() > *e)
+                        .is_none_or(|(e, _)| score.abs() > *e)
                 {
-                    evidence_clause = Some((said.score.abs(), c.clone()));
+                    evidence_clause = Some((score.abs(), c.clone()));
                 }
             }
         }
@@ -406,13 +449,14 @@ impl Analyser {
                 .unwrap_or(0..text.len()),
         };
 
+        let total_weight: f32 = scores.iter().map(|(_, w)| w).sum();
         let mean = if scores.is_empty() {
             0.0
         } else {
-            scores.iter().sum::<f32>() / scores.len() as f32
+            scores.iter().map(|(s, w)| s * w).sum::<f32>() / total_weight
         };
-        let mixed = scores.iter().any(|&s| s >= params.mixed_level)
-            && scores.iter().any(|&s| s <= -params.mixed_level);
+        let mixed = scores.iter().any(|&(s, _)| s >= params.mixed_level)
+            && scores.iter().any(|&(s, _)| s <= -params.mixed_level);
         let words_say = if mixed || lukewarm > 0 { 0.0 } else { mean };
         let prior = review
             .rating

@@ -50,3 +50,6 @@ impl SentenceEncoder {
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// User + system CPU seconds of this process so far (Linux), for benchmarks.
+pub use embedding::bench::process_cpu_seconds;
