@@ -82,8 +82,8 @@ impl Default for Params {
             continuation_clause_weight: 0.5,
             meaning_polarity: 3.0,
             rating_prior: 0.3,
-            neutral_band: 0.2,
-            mixed_level: 0.5,
+            neutral_band: 0.15,
+            mixed_level: 0.7,
         }
     }
 }
