@@ -3,7 +3,7 @@
 //!
 //! A *sentence* ends at `.`, `!`, `?` or `…` followed by white space (or the
 //! end), or at a line break; decimals (`1.5`), abbreviations (`e.g.`) and
-//! ellipses inside a sentence do not end it. A *clause* is a part of a
+//! a terminator inside a word (`"Quoted."`, `v2.0`) do not end it. A *clause* is a part of a
 //! sentence on one side of a contrast (`but`, `although`, `however`, `;`, a
 //! dash…): "the sound is great but the mic is muffled" has two clauses with
 //! opposite sentiments about different features, and the analyser scores
@@ -94,10 +94,16 @@ pub fn clauses(text: &str, sentence: Range<usize>) -> Vec<Range<usize>> {
             cuts.push((i, i + c.len_utf8()));
         }
     }
-    for word in words(piece) {
+    for (i, word) in words(piece).into_iter().enumerate() {
         let lower = piece[word.clone()].to_lowercase();
-        if word.start > 0 && CONTRAST_WORDS.contains(&lower.as_str()) {
+        if !CONTRAST_WORDS.contains(&lower.as_str()) {
+            continue;
+        }
+        if i > 0 {
             cuts.push((word.start, word.start));
+        } else if let Some(comma) = piece.find(',') {
+            // "Although X, Y": the concession ends at its comma.
+            cuts.push((comma + 1, comma + 1));
         }
     }
     cuts.sort_unstable();
@@ -185,7 +191,8 @@ mod tests {
             vec![
                 "Lasts 1.5 days, e.g. on trips!!",
                 "Great.",
-                "Second line… and more?\"Quoted.\""
+                "Second line…",
+                "and more?\"Quoted.\""
             ]
         );
     }
@@ -197,6 +204,15 @@ mod tests {
         assert_eq!(
             pieces(text, &clauses(text, whole)),
             vec!["The sound is rich,", "but the mic is thin", "calls are hard"]
+        );
+    }
+
+    #[test]
+    fn a_sentence_opening_with_although_splits_at_its_comma() {
+        let text = "Although the pads are soft, the battery dies fast";
+        assert_eq!(
+            pieces(text, &clauses(text, 0..text.len())),
+            vec!["Although the pads are soft,", "the battery dies fast"]
         );
     }
 
