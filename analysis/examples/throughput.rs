@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use analysis::dataset::load_reviews;
 use analysis::evaluate::BATCH;
-use analysis::meaning::{process_cpu_seconds, SentenceEncoder};
+use analysis::meaning::{process_cpu_seconds, resolve_threads, SentenceEncoder};
 use analysis::text::sentences;
 use analysis::{Analyser, Review};
 
@@ -50,11 +50,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let analyser = Analyser::load(&model_dir, threads)?;
-    let threads = embedding_threads(threads);
+    let threads = resolve_threads(threads);
     // Warm-up: loads the weights, fills the feature-name cache.
     analyser.analyse_batch(&reviews[..reviews.len().min(BATCH)])?;
 
-    let avg_chars = reviews.iter().map(|r| r.text.chars().count()).sum::<usize>() as f64
+    let avg_chars = reviews
+        .iter()
+        .map(|r| r.text.chars().count())
+        .sum::<usize>() as f64
         / reviews.len().max(1) as f64;
     let mut best = f64::MAX;
     let (mut wall, mut cpu) = (0.0, 0.0);
@@ -71,23 +74,35 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let n = (reviews.len() * rounds) as f64;
 
-    let texts: Vec<String> = reviews
-        .iter()
-        .flat_map(|r| sentences(&r.text).into_iter().map(|s| r.text[s].to_string()))
-        .collect();
-    let encoder = SentenceEncoder::load(&model_dir, 0)?;
+    // The model's share: the distinct sentences of each batch, as the analyser embeds them.
+    let encoder = SentenceEncoder::load(&model_dir, threads)?;
+    let (mut sentence_count, mut distinct_count) = (0, 0);
     let t0 = Instant::now();
-    for chunk in texts.chunks(BATCH * 4) {
-        encoder.encode(chunk)?;
+    for chunk in reviews.chunks(BATCH) {
+        let mut texts: Vec<String> = chunk
+            .iter()
+            .flat_map(|r| {
+                sentences(&r.text)
+                    .into_iter()
+                    .map(|s| r.text[s].to_string())
+            })
+            .collect();
+        sentence_count += texts.len();
+        texts.sort();
+        texts.dedup();
+        distinct_count += texts.len();
+        encoder.encode(&texts)?;
     }
     let model_seconds = t0.elapsed().as_secs_f64();
 
     println!(
-        "local analyser ({}), {} reviews (avg {:.0} chars, {} sentences) × {} rounds, {} threads:",
+        "local analyser ({}), {} reviews (avg {:.0} chars, {} sentences, {} distinct per batch of {}) × {} rounds, {} threads:",
         analyser.source(),
         reviews.len(),
         avg_chars,
-        texts.len(),
+        sentence_count,
+        distinct_count,
+        BATCH,
         rounds,
         threads
     );
@@ -99,17 +114,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         cpu
     );
     println!(
-        "  sentence model alone: {:.2} s per round = {:.0}% of a round",
+        "  sentence model alone (distinct sentences): {:.2} s per round = {:.0}% of a round",
         model_seconds,
         100.0 * model_seconds / (wall / rounds as f64)
     );
     Ok(())
-}
-
-fn embedding_threads(configured: usize) -> usize {
-    if configured > 0 {
-        configured
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
 }

@@ -103,7 +103,7 @@ pub struct Analyser {
     poles: [Vec<f32>; 2],
 }
 
-/// A review's sentences, with their vectors, during analysis.
+/// A review and its sentences, during analysis.
 struct Prepared<'a> {
     review: &'a Review,
     sentences: Vec<Range<usize>>,
@@ -148,9 +148,7 @@ impl Analyser {
 
     /// Analyses one review.
     pub fn analyse(&self, review: &Review) -> Result<ReviewAspects, AnalysisError> {
-        Ok(self
-            .analyse_batch(std::slice::from_ref(review))?
-            .remove(0))
+        Ok(self.analyse_batch(std::slice::from_ref(review))?.remove(0))
     }
 
     /// Analyses many reviews; one result per review, in input order. All
@@ -176,11 +174,22 @@ impl Analyser {
                 sentences: sentences(&review.text),
             })
             .collect();
-        let texts: Vec<String> = prepared
+        // Each distinct sentence once: openers and closers ("Would buy
+        // again.") recur across reviews.
+        let mut distinct: HashMap<&str, usize> = HashMap::new();
+        let mut texts: Vec<String> = Vec::new();
+        let slots: Vec<usize> = prepared
             .iter()
-            .flat_map(|p| p.sentences.iter().map(|s| p.review.text[s.clone()].to_string()))
+            .flat_map(|p| p.sentences.iter().map(|s| &p.review.text[s.clone()]))
+            .map(|sentence| {
+                *distinct.entry(sentence).or_insert_with(|| {
+                    texts.push(sentence.to_string());
+                    texts.len() - 1
+                })
+            })
             .collect();
-        let vectors = self.encoder.encode(&texts)?;
+        let encoded = self.encoder.encode(&texts)?;
+        let vectors: Vec<&Vec<f32>> = slots.iter().map(|&i| &encoded[i]).collect();
         let names: Vec<&Feature> = reviews.iter().flat_map(|r| r.features.iter()).collect();
         self.cache_feature_vectors(&names)?;
         let features = self
@@ -235,7 +244,7 @@ impl Analyser {
     fn analyse_prepared(
         &self,
         p: &Prepared,
-        sentence_vectors: &[Vec<f32>],
+        sentence_vectors: &[&Vec<f32>],
         feature_vectors: &[&[f32]],
     ) -> ReviewAspects {
         let review = p.review;
@@ -245,11 +254,18 @@ impl Analyser {
         let params = &self.params;
         let n = p.sentences.len();
 
-        let sentence_stems: Vec<Vec<String>> =
-            p.sentences.iter().map(|s| stems_of(&text[s.clone()])).collect();
+        let sentence_stems: Vec<Vec<String>> = p
+            .sentences
+            .iter()
+            .map(|s| stems_of(&text[s.clone()]))
+            .collect();
         let coverage: Vec<Vec<f32>> = sentence_stems
             .iter()
-            .map(|stems| (0..features.len()).map(|f| keys.coverage(f, stems)).collect())
+            .map(|stems| {
+                (0..features.len())
+                    .map(|f| keys.coverage(f, stems))
+                    .collect()
+            })
             .collect();
         let relevance: Vec<Vec<f32>> = sentence_vectors
             .iter()
@@ -306,8 +322,8 @@ impl Analyser {
             if n > 0 && !about.iter().any(|set| set.contains(&k)) {
                 // The known feature is the review's subject even if no
                 // sentence clears the threshold: its most relevant sentence is about it.
-                let s = first_max(&relevance.iter().map(|row| row[k]).collect::<Vec<_>>())
-                    .unwrap_or(0);
+                let s =
+                    first_max(&relevance.iter().map(|row| row[k]).collect::<Vec<_>>()).unwrap_or(0);
                 about[s].push(k);
             }
         }
@@ -329,29 +345,31 @@ impl Analyser {
             }
         }
 
-        let mut aspects = Vec::new();
-        for f in 0..features.len() {
-            let own: Vec<usize> = (0..n).filter(|&s| about[s].contains(&f)).collect();
-            let Some(&first) = own.first() else {
-                continue;
-            };
-            let evidence_sentence = own
-                .iter()
-                .copied()
-                .fold(first, |b, s| if relevance[s][f] > relevance[b][f] { s } else { b });
-            let spoken: Vec<usize> = (0..n).filter(|&s| carried[s].contains(&f)).collect();
-            aspects.push(self.aspect(
-                text,
-                &p.sentences,
-                &about,
-                &leaning,
-                &spoken,
-                evidence_sentence,
-                f,
-                &keys,
-                review,
-            ));
-        }
+        let mut aspects: Vec<Aspect> = (0..features.len())
+            .filter_map(|f| {
+                let own: Vec<usize> = (0..n).filter(|&s| about[s].contains(&f)).collect();
+                let first = *own.first()?;
+                let evidence_sentence = own.iter().copied().fold(first, |b, s| {
+                    if relevance[s][f] > relevance[b][f] {
+                        s
+                    } else {
+                        b
+                    }
+                });
+                let spoken: Vec<usize> = (0..n).filter(|&s| carried[s].contains(&f)).collect();
+                Some(self.aspect(
+                    text,
+                    &p.sentences,
+                    &about,
+                    &leaning,
+                    &spoken,
+                    evidence_sentence,
+                    f,
+                    &keys,
+                    review,
+                ))
+            })
+            .collect();
         if let (Some(k), true) = (known, aspects.is_empty()) {
             // An empty text: nothing to read but the stars.
             aspects.push(self.aspect(text, &[], &[], &[], &[], 0, k, &keys, review));
@@ -542,7 +560,9 @@ impl FeatureWords {
                 for w in words(&f.name) {
                     let word = &f.name[w];
                     let s = stem(word);
-                    if !NAME_STOPWORDS.contains(&word.to_lowercase().as_str()) && !stems.contains(&s) {
+                    if !NAME_STOPWORDS.contains(&word.to_lowercase().as_str())
+                        && !stems.contains(&s)
+                    {
                         stems.push(s);
                     }
                 }

@@ -50,7 +50,10 @@ pub fn load_reviews(data_dir: &Path) -> Result<Vec<Review>, AnalysisError> {
             } else {
                 Some(row.parse(rating)?)
             },
-            features: product_features.get(&product_id).cloned().unwrap_or_default(),
+            features: product_features
+                .get(&product_id)
+                .cloned()
+                .unwrap_or_default(),
             known_feature: match known {
                 Some(k) if !row.get(k).trim().is_empty() => Some(row.parse(k)?),
                 _ => None,

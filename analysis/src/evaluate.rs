@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::dataset::{load_labels, load_reviews, Label};
-use crate::{AnalysisError, Analyser, Review, ReviewAspects, Sentiment};
+use crate::{Analyser, AnalysisError, Review, ReviewAspects, Sentiment};
 
 /// Reviews per call of [`Analyser::analyse_batch`].
 pub const BATCH: usize = 256;
@@ -190,10 +190,12 @@ pub fn evaluate(
     let by_id: HashMap<i64, &Review> = reviews.iter().map(|r| (r.id, r)).collect();
     let mut inputs = Vec::with_capacity(labels.len());
     for label in labels {
-        let review = by_id.get(&label.review_id).ok_or_else(|| AnalysisError::Data {
-            place: "labels".into(),
-            message: format!("review {} is not in the data directory", label.review_id),
-        })?;
+        let review = by_id
+            .get(&label.review_id)
+            .ok_or_else(|| AnalysisError::Data {
+                place: "labels".into(),
+                message: format!("review {} is not in the data directory", label.review_id),
+            })?;
         inputs.push(Review {
             known_feature: None,
             ..(*review).clone()

@@ -22,8 +22,8 @@ impl SentenceEncoder {
     /// The process-wide model in `dir`, on `threads` threads (0: every core),
     /// loaded on first use and shared with the embedding provider.
     pub fn load(dir: &Path, threads: usize) -> Result<Self, AnalysisError> {
-        let model = LocalModel::shared(dir, threads)
-            .map_err(|e| AnalysisError::Model(e.to_string()))?;
+        let model =
+            LocalModel::shared(dir, threads).map_err(|e| AnalysisError::Model(e.to_string()))?;
         Ok(SentenceEncoder { model })
     }
 
@@ -53,3 +53,5 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// User + system CPU seconds of this process so far (Linux), for benchmarks.
 pub use embedding::bench::process_cpu_seconds;
+/// The model's thread count for a configured one (0: every core).
+pub use embedding::local::resolve_threads;

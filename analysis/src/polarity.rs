@@ -84,7 +84,10 @@ impl Polarity {
     /// The sentiment of `clause`.
     pub fn clause(&self, clause: &str) -> ClauseSentiment {
         let ranges = words_joined(clause, true);
-        let tokens: Vec<String> = ranges.iter().map(|r| normalise_word(&clause[r.clone()])).collect();
+        let tokens: Vec<String> = ranges
+            .iter()
+            .map(|r| normalise_word(&clause[r.clone()]))
+            .collect();
         let mut used = vec![false; tokens.len()];
         let mut added = 0.0f32;
         let mut lukewarm = 0;

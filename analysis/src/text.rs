@@ -24,7 +24,9 @@ const CONTRAST_WORDS: [&str; 7] = [
 ];
 
 /// Abbreviations whose final dot does not end a sentence.
-const ABBREVIATIONS: [&str; 9] = ["e.g", "i.e", "etc", "vs", "mr", "mrs", "dr", "approx", "incl"];
+const ABBREVIATIONS: [&str; 9] = [
+    "e.g", "i.e", "etc", "vs", "mr", "mrs", "dr", "approx", "incl",
+];
 
 /// The sentences of `text`, trimmed, empty ones dropped.
 pub fn sentences(text: &str) -> Vec<Range<usize>> {
@@ -125,7 +127,11 @@ pub fn clauses(text: &str, sentence: Range<usize>) -> Vec<Range<usize>> {
 fn push_clause(piece: &str, range: Range<usize>, offset: usize, out: &mut Vec<Range<usize>>) {
     let mut shifted = Vec::new();
     push_trimmed(piece, range, &mut shifted);
-    out.extend(shifted.into_iter().map(|r| r.start + offset..r.end + offset));
+    out.extend(
+        shifted
+            .into_iter()
+            .map(|r| r.start + offset..r.end + offset),
+    );
 }
 
 /// The words of `text` (letters, digits and inner apostrophes), as ranges.
@@ -140,9 +146,8 @@ pub fn words_joined(text: &str, hyphens: bool) -> Vec<Range<usize>> {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         let joiner = matches!(c, '\'' | '’') || (hyphens && c == '-');
-        let inner_joiner = joiner
-            && start.is_some()
-            && chars.peek().is_some_and(|&(_, d)| d.is_alphanumeric());
+        let inner_joiner =
+            joiner && start.is_some() && chars.peek().is_some_and(|&(_, d)| d.is_alphanumeric());
         if c.is_alphanumeric() || inner_joiner {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
@@ -203,7 +208,11 @@ mod tests {
         let whole = 0..text.len();
         assert_eq!(
             pieces(text, &clauses(text, whole)),
-            vec!["The sound is rich,", "but the mic is thin", "calls are hard"]
+            vec![
+                "The sound is rich,",
+                "but the mic is thin",
+                "calls are hard"
+            ]
         );
     }
 

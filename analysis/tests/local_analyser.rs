@@ -71,8 +71,16 @@ fn contrast_splits_praise_and_blame_between_two_features_in_one_sentence() {
         &HEADPHONES,
     );
     let result = analyser.analyse(&r).unwrap();
-    assert_eq!(sentiment_of(&result, &r, "Sound Quality"), Some(Sentiment::Positive), "{result:#?}");
-    assert_eq!(sentiment_of(&result, &r, "Microphone Quality"), Some(Sentiment::Negative), "{result:#?}");
+    assert_eq!(
+        sentiment_of(&result, &r, "Sound Quality"),
+        Some(Sentiment::Positive),
+        "{result:#?}"
+    );
+    assert_eq!(
+        sentiment_of(&result, &r, "Microphone Quality"),
+        Some(Sentiment::Negative),
+        "{result:#?}"
+    );
 }
 
 #[test]
@@ -84,8 +92,16 @@ fn although_clause_does_not_lend_its_praise_to_the_complaint() {
         &HEADPHONES,
     );
     let result = analyser.analyse(&r).unwrap();
-    assert_eq!(result.main_feature, Some(id_of(&r, "Battery Life")), "{result:#?}");
-    assert_eq!(sentiment_of(&result, &r, "Battery Life"), Some(Sentiment::Negative), "{result:#?}");
+    assert_eq!(
+        result.main_feature,
+        Some(id_of(&r, "Battery Life")),
+        "{result:#?}"
+    );
+    assert_eq!(
+        sentiment_of(&result, &r, "Battery Life"),
+        Some(Sentiment::Negative),
+        "{result:#?}"
+    );
 }
 
 #[test]
@@ -97,14 +113,28 @@ fn negation_turns_praise_words_into_a_complaint_even_with_four_stars() {
         &HEADPHONES,
     );
     let result = analyser.analyse(&r).unwrap();
-    assert_eq!(result.main_feature, Some(id_of(&r, "Noise Cancellation")), "{result:#?}");
-    assert_eq!(sentiment_of(&result, &r, "Noise Cancellation"), Some(Sentiment::Negative), "{result:#?}");
+    assert_eq!(
+        result.main_feature,
+        Some(id_of(&r, "Noise Cancellation")),
+        "{result:#?}"
+    );
+    assert_eq!(
+        sentiment_of(&result, &r, "Noise Cancellation"),
+        Some(Sentiment::Negative),
+        "{result:#?}"
+    );
 }
 
 #[test]
 fn two_aspects_in_two_sentences_each_get_their_own_sentiment_and_the_first_is_main() {
     let Some(analyser) = analyser() else { return };
-    let tablet = ["Display Quality", "Speakers", "Performance", "Battery Life", "Stylus Support"];
+    let tablet = [
+        "Display Quality",
+        "Speakers",
+        "Performance",
+        "Battery Life",
+        "Stylus Support",
+    ];
     let r = review(
         "The screen is gorgeous, colours are rich and text is razor sharp. \
          I read on it every evening and it is a joy to look at, even in a dim room. \
@@ -113,10 +143,26 @@ fn two_aspects_in_two_sentences_each_get_their_own_sentiment_and_the_first_is_ma
         &tablet,
     );
     let result = analyser.analyse(&r).unwrap();
-    assert_eq!(result.main_feature, Some(id_of(&r, "Display Quality")), "{result:#?}");
-    assert_eq!(sentiment_of(&result, &r, "Display Quality"), Some(Sentiment::Positive), "{result:#?}");
-    assert_eq!(sentiment_of(&result, &r, "Speakers"), Some(Sentiment::Negative), "{result:#?}");
-    assert_eq!(result.aspects[0].feature_id, id_of(&r, "Display Quality"), "main aspect first");
+    assert_eq!(
+        result.main_feature,
+        Some(id_of(&r, "Display Quality")),
+        "{result:#?}"
+    );
+    assert_eq!(
+        sentiment_of(&result, &r, "Display Quality"),
+        Some(Sentiment::Positive),
+        "{result:#?}"
+    );
+    assert_eq!(
+        sentiment_of(&result, &r, "Speakers"),
+        Some(Sentiment::Negative),
+        "{result:#?}"
+    );
+    assert_eq!(
+        result.aspects[0].feature_id,
+        id_of(&r, "Display Quality"),
+        "main aspect first"
+    );
 }
 
 #[test]
@@ -142,7 +188,10 @@ fn only_the_products_own_features_are_candidates() {
     );
     let result = analyser.analyse(&r).unwrap();
     let own: Vec<i64> = r.features.iter().map(|f| f.id).collect();
-    assert!(result.aspects.iter().all(|a| own.contains(&a.feature_id)), "{result:#?}");
+    assert!(
+        result.aspects.iter().all(|a| own.contains(&a.feature_id)),
+        "{result:#?}"
+    );
 }
 
 #[test]
@@ -156,8 +205,15 @@ fn a_known_feature_is_the_main_aspect_with_the_sentiment_about_it() {
     r.known_feature = Some(id_of(&r, "Bluetooth Connectivity"));
     let result = analyser.analyse(&r).unwrap();
     assert_eq!(result.main_feature, r.known_feature);
-    assert_eq!(result.aspects[0].feature_id, id_of(&r, "Bluetooth Connectivity"));
-    assert_eq!(result.aspects[0].sentiment, Sentiment::Negative, "{result:#?}");
+    assert_eq!(
+        result.aspects[0].feature_id,
+        id_of(&r, "Bluetooth Connectivity")
+    );
+    assert_eq!(
+        result.aspects[0].sentiment,
+        Sentiment::Negative,
+        "{result:#?}"
+    );
 }
 
 #[test]
@@ -199,7 +255,14 @@ fn evidence_is_a_verbatim_slice_of_texts_with_quotes_dollars_backslashes_newline
         .iter()
         .flat_map(|r| r.aspects.iter().map(|a| a.evidence.as_str()))
         .collect();
-    for needle in ["\"excellent\"", "Zürich", "$$", "C:\\Windows\\tin_can.wav", "«works»", "🔋"] {
+    for needle in [
+        "\"excellent\"",
+        "Zürich",
+        "$$",
+        "C:\\Windows\\tin_can.wav",
+        "«works»",
+        "🔋",
+    ] {
         assert!(
             evidences.iter().any(|e| e.contains(needle)),
             "no evidence kept {needle:?} verbatim: {evidences:#?}"
@@ -213,11 +276,17 @@ fn empty_and_sentence_free_texts_are_analysed_without_error() {
     let mut empty = review("", Some(1.0), &HEADPHONES);
     let dashes = review("— !!", None, &HEADPHONES);
     let results = analyser.analyse_batch(&[empty.clone(), dashes]).unwrap();
-    assert!(results.iter().all(|r| r.main_feature.is_none() && r.aspects.is_empty()));
+    assert!(results
+        .iter()
+        .all(|r| r.main_feature.is_none() && r.aspects.is_empty()));
     empty.known_feature = Some(id_of(&empty, "Comfort"));
     let known = analyser.analyse(&empty).unwrap();
     assert_eq!(known.main_feature, empty.known_feature);
-    assert_eq!(known.aspects[0].sentiment, Sentiment::Negative, "only the stars to go on");
+    assert_eq!(
+        known.aspects[0].sentiment,
+        Sentiment::Negative,
+        "only the stars to go on"
+    );
 }
 
 fn repo() -> PathBuf {
@@ -229,8 +298,12 @@ fn labelled_file() -> Option<&'static Evaluation> {
     EVAL.get_or_init(|| {
         let analyser = analyser()?;
         let root = repo();
-        let e = evaluate_files(analyser, &root.join("data/eval/review_labels.csv"), &root.join("data"))
-            .expect("evaluate the labelled file");
+        let e = evaluate_files(
+            analyser,
+            &root.join("data/eval/review_labels.csv"),
+            &root.join("data"),
+        )
+        .expect("evaluate the labelled file");
         eprintln!("data/eval/review_labels.csv:\n{e}");
         Some(e)
     })
@@ -269,5 +342,10 @@ fn hand_written_subset_is_reported_and_stays_above_its_measured_floor() {
     )
     .unwrap();
     eprintln!("data/eval/review_labels_handwritten.csv:\n{e}");
-    assert!(e.sentiment_accuracy() >= 0.68 && e.main_accuracy() >= 0.75 && e.among_aspects_share() >= 0.85, "{e}");
+    assert!(
+        e.sentiment_accuracy() >= 0.68
+            && e.main_accuracy() >= 0.75
+            && e.among_aspects_share() >= 0.85,
+        "{e}"
+    );
 }
