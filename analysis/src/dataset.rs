@@ -218,3 +218,82 @@ impl Row<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("analysis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("features.csv"),
+            "id,feature_name,categories\n1,Battery Life,['Tablets']\n2,Speakers,['Tablets']\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("product_features.csv"),
+            "id,product_id,feature_id\n1,7,1\n2,7,2\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn reads_the_current_and_the_original_review_file_alike() {
+        let current = scratch_dir("current");
+        std::fs::write(
+            current.join("product_reviews.csv"),
+            "id,product_id,user_name,review,rating,feature_id,sentiment\n5,7,ann,\"Loud, \"\"clear\"\"\nspeakers\",4.00,2,positive\n",
+        )
+        .unwrap();
+        let original = scratch_dir("original");
+        std::fs::write(
+            original.join("review.csv"),
+            "\"id\",\"product_id\",\"user_name\",\"review_text\",\"rating\",\"feature_id\",\"sentiment\"\n\"5\",\"7\",\"ann\",\"Loud, \"\"clear\"\"\nspeakers\",\"4.00\",\"2\",\"positive\"\n",
+        )
+        .unwrap();
+        let a = load_reviews(&current).unwrap();
+        let b = load_reviews(&original).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a[0].text, "Loud, \"clear\"\nspeakers");
+        assert_eq!(a[0].rating, Some(4.0));
+        assert_eq!(a[0].known_feature, Some(2));
+        assert_eq!(
+            a[0].features
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Battery Life", "Speakers"]
+        );
+    }
+
+    #[test]
+    fn a_bad_label_names_the_file_line_and_column() {
+        let dir = scratch_dir("labels");
+        let path = dir.join("labels.csv");
+        std::fs::write(&path, "review_id,feature_id,feature_name,sentiment\n5,2,Speakers,positive\n6,1,Battery Life,glowing\n").unwrap();
+        let err = load_labels(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("labels.csv, line 3, column sentiment") && err.contains("glowing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_product_feature_missing_from_features_csv_is_refused_with_its_place() {
+        let dir = scratch_dir("dangling");
+        std::fs::write(
+            dir.join("product_features.csv"),
+            "id,product_id,feature_id\n1,7,1\n2,7,42\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("review.csv"), "id,product_id,review_text,rating\n").unwrap();
+        let err = load_reviews(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("product_features.csv, line 3, column feature_id") && err.contains("42"),
+            "{err}"
+        );
+    }
+}
