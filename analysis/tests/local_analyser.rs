@@ -349,3 +349,42 @@ fn hand_written_subset_is_reported_and_stays_above_its_measured_floor() {
         "{e}"
     );
 }
+
+#[test]
+fn the_analyser_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Analyser>();
+}
+
+#[test]
+fn a_review_gets_the_same_aspects_alone_or_in_a_batch() {
+    let Some(analyser) = analyser() else { return };
+    let texts = [
+        "The battery lasts two full days. Would buy again.",
+        "Comfortable for hours, but the sound is flat and lifeless.",
+        "Would buy again.",
+        "Pairing with my phone fails every morning; I have to reset it.",
+    ];
+    let reviews: Vec<Review> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Review {
+            id: i as i64,
+            ..review(t, Some(3.0), &HEADPHONES)
+        })
+        .collect();
+    let batch = analyser.analyse_batch(&reviews).unwrap();
+    for (r, in_batch) in reviews.iter().zip(&batch) {
+        let alone = analyser.analyse(r).unwrap();
+        let summary = |x: &ReviewAspects| {
+            (
+                x.main_feature,
+                x.aspects
+                    .iter()
+                    .map(|a| (a.feature_id, a.sentiment, a.evidence.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(summary(&alone), summary(in_batch), "{:?}", r.text);
+    }
+}
