@@ -90,7 +90,8 @@ pub struct Review {
 pub struct Aspect {
     pub feature_id: i64,
     pub sentiment: Sentiment,
-    /// 0 to 1: how sure the analyser is of the sentiment.
+    /// How sure the analyser is of the sentiment: 0.5 (on the edge between
+    /// two classes) to 1.
     pub confidence: f32,
     /// Where in the review's text the evidence lies (bytes).
     pub span: Range<usize>,
