@@ -108,7 +108,7 @@ pub async fn bench_embedder(
 }
 
 /// User + system CPU time of this process so far, from /proc (Linux).
-fn process_cpu_seconds() -> Option<f64> {
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = &stat[stat.rfind(')')? + 2..];
