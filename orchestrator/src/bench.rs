@@ -12,15 +12,8 @@ use shared::Config;
 use std::time::{Duration, Instant};
 
 /// What the no-op tasks of a runtime benchmark do.
-#[derive(Debug, Clone, Default)]
-pub struct NoopWork {
-    /// Simulated work per task.
-    pub sleep_ms: u64,
-    /// Write a row per task into `pipeline.noop_marks` (see the worker's `noop`).
-    pub mark: bool,
-    /// Attempts each task fails on purpose before it succeeds.
-    pub fail_attempts: i32,
-}
+pub use revisions::noop::NoopWork;
+use revisions::noop::NoopTask;
 
 /// With `workers == 0` no local worker is started: workers started
 /// elsewhere (or by a test) do the work.
@@ -50,16 +43,10 @@ pub async fn runtime(
     let roles = Role::ALL;
     let planned: Vec<PlannedTask> = (0..tasks)
         .map(|i| {
-            let payload = serde_json::json!({
-                "sleep_ms": work.sleep_ms,
-                "mark": work.mark,
-                "fail_attempts": work.fail_attempts,
-            });
             PlannedTask::new(
                 roles[i % roles.len()],
-                "noop",
                 format!("no-op {i}"),
-                payload,
+                &NoopTask::Noop(work.clone()),
             )
         })
         .collect();

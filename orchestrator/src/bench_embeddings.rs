@@ -10,7 +10,7 @@
 //!    on a generated data set (default 100,000 reviews, seeded by the seed
 //!    revision), and the time of the final phase (prune + hnsw build);
 //! 3. with a zero-delay fake: the embed task's write path (binary COPY of
-//!    new rows in the task's transaction, [`workers::revisions::embeddings::write`])
+//!    new rows in the task's transaction, [`revisions::embeddings::write`])
 //!    against a raw binary COPY of the same rows into a table of the same
 //!    layout, chunk by chunk, interleaved in the same run.
 //!
@@ -23,17 +23,15 @@ use crate::fake_openai::{FakeOpenAi, FakeOptions};
 use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use crate::plan::{Direction, PlanContext};
-use crate::revisions::embeddings::EmbeddingsPlanner;
-use crate::revisions::Planner;
 use anyhow::Context;
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
-use workers::revisions::embeddings::sources::node_id;
-use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
-use workers::revisions::embeddings::{EmbeddingTable, Source};
+use revisions::embeddings::sources::node_id;
+use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
+use revisions::embeddings::{EmbeddingTable, Source};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddingsBench {
@@ -338,7 +336,7 @@ async fn scaling_run(
             direction: Direction::Upgrade,
             data_dir: config.data_dir.clone(),
         };
-        let phases = EmbeddingsPlanner.plan(&ctx).await?;
+        let phases = revisions::embeddings::REVISION.plan(&ctx).await?;
         let phase_count = if with_index { phases.len() } else { phases.len() - 1 };
         let revision_run_id = driver.store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count]).await?;
         let mut times = Vec::new();

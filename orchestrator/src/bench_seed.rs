@@ -14,7 +14,7 @@ use crate::plan::Direction;
 use anyhow::{bail, Context};
 use shared::catalogue;
 use shared::config::ConnectionUrl;
-use shared::seed;
+use revisions::seed::tasks as seed;
 use shared::Config;
 use sqlx::{Connection, Executor, PgConnection};
 use std::path::Path;

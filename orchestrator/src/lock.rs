@@ -113,16 +113,11 @@ async fn connect(url: &str) -> anyhow::Result<PgConnection> {
 }
 
 async fn describe_holder(pool: &PgPool) -> String {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, command, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') || ' by ' || requested_by
-           FROM pipeline.runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await
-    .ok()
-    .flatten();
-    match row {
-        Some((id, command, when)) => format!("run #{id} `{command}` started {when}"),
+    match shared::store::running_run(pool).await.ok().flatten() {
+        Some(run) => format!(
+            "run #{} `{}` started {} by {}",
+            run.id, run.command, run.started, run.requested_by
+        ),
         None => "a run in progress".to_string(),
     }
 }

@@ -1,67 +1,62 @@
-//! What a worker does with one task, per revision: one file per revision,
-//! each exposing the task kinds it executes. Adding a revision is adding its
-//! file and its lines in [`knows`] and [`execute`].
+//! Every revision this version can run: one line each, in chain order.
+//! "Available" means "registered here"; the catalogue of the Alembic chain
+//! (`shared/src/catalogue.rs`) lists the ones this version does not run yet.
 
-use crate::runtime::{Completed, TaskContext};
-use futures_util::future::{BoxFuture, FutureExt};
-use shared::catalogue;
+use crate::Revision;
+use shared::catalogue::{self, Target};
 
-pub mod embeddings;
-pub mod noop;
-pub mod schema;
-pub mod seed;
+pub static CHAIN: &[&Revision] = &[
+    &crate::extensions::REVISION,
+    &crate::schema::REVISION,
+    &crate::seed::REVISION,
+    &crate::embeddings::REVISION,
+];
 
-/// State shared by every task of one worker process (models, clients):
-/// built on first use, kept for the life of the process.
-#[derive(Default)]
-pub struct ProcessState {
-    /// The embedding provider: one per process, so the local model's
-    /// weights load once and HTTP connections are reused across tasks.
-    embedder: tokio::sync::OnceCell<std::sync::Arc<dyn embedding::Embedder>>,
+/// Not in the chain: the no-op tasks of `orchestrator bench runtime`.
+pub static DIAGNOSTIC: &[&Revision] = &[&crate::noop::REVISION];
+
+/// The registered revision of this id (chain or diagnostic).
+pub fn find(id: &str) -> Option<&'static Revision> {
+    CHAIN
+        .iter()
+        .chain(DIAGNOSTIC)
+        .copied()
+        .find(|r| r.id == id)
 }
 
-impl ProcessState {
-    /// The provider `EMBEDDING_PROVIDER` names, made on first use.
-    pub async fn embedder(
-        &self,
-        config: &shared::Config,
-    ) -> anyhow::Result<std::sync::Arc<dyn embedding::Embedder>> {
-        let made = self
-            .embedder
-            .get_or_try_init(|| async {
-                let settings = config.embedding.clone();
-                // Loading a local model reads and converts its weights: not on the async threads.
-                tokio::task::spawn_blocking(move || embedding::from_config(&settings))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("loading the embedding provider panicked: {e}"))?
-            })
-            .await?;
-        Ok(made.clone())
-    }
+/// Whether this version can run the revision of the chain with this id.
+pub fn is_registered(id: &str) -> bool {
+    CHAIN.iter().any(|r| r.id == id)
 }
 
-/// Whether this worker can execute tasks of this revision and kind.
-pub fn knows(revision: &str, kind: &str) -> bool {
-    match revision {
-        catalogue::SCHEMA => schema::KINDS.contains(&kind),
-        catalogue::SEED => seed::KINDS.contains(&kind),
-        catalogue::EMBEDDINGS => embeddings::KINDS.contains(&kind),
-        catalogue::BENCH_NOOP => noop::KINDS.contains(&kind),
-        _ => false,
-    }
+/// What a user typed, resolved against the chain; `latest` is the last
+/// registered revision.
+pub fn resolve(target: &str) -> Result<Target, String> {
+    catalogue::resolve(target, is_registered)
 }
 
-/// Boxed so that the runtime's spawned futures are provably `Send` whatever
-/// the executors borrow.
-pub fn execute(ctx: TaskContext<'_>) -> BoxFuture<'_, anyhow::Result<Completed>> {
-    match ctx.task.revision.as_str() {
-        catalogue::SCHEMA => schema::execute(ctx).boxed(),
-        catalogue::SEED => seed::execute(ctx).boxed(),
-        catalogue::EMBEDDINGS => embeddings::execute(ctx).boxed(),
-        catalogue::BENCH_NOOP => noop::execute(ctx).boxed(),
-        other => {
-            let error = anyhow::anyhow!("no executor for revision {other}");
-            async move { Err(error) }.boxed()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_revisions_are_the_start_of_the_chain_in_order() {
+        for (i, revision) in CHAIN.iter().enumerate() {
+            assert_eq!(
+                catalogue::REVISIONS[i].id,
+                revision.id,
+                "registry line {i} is out of chain order"
+            );
         }
+        for revision in DIAGNOSTIC {
+            assert!(catalogue::find(revision.id).is_none());
+            assert!(!is_registered(revision.id));
+        }
+    }
+
+    #[test]
+    fn latest_is_the_last_registered_revision() {
+        assert_eq!(resolve("latest"), Ok(Target::Revision(CHAIN.len() - 1)));
+        assert_eq!(resolve("head"), Ok(Target::Revision(catalogue::REVISIONS.len() - 1)));
     }
 }

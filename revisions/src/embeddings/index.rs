@@ -10,7 +10,7 @@
 
 use super::tables::EmbeddingTable;
 use super::Source;
-use crate::runtime::{Completed, TaskContext};
+use shared::exec::{Completed, TaskContext};
 use anyhow::Context as _;
 use shared::config::AnnIndex;
 use sqlx::{Connection, PgConnection};

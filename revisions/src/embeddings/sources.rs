@@ -8,7 +8,7 @@
 use super::tables::{self, model_key, EmbeddingTable};
 use super::write::{self, DocumentRow, MemoryVector};
 use super::{EmbedPayload, Source};
-use crate::runtime::{Completed, Permanent, TaskContext};
+use shared::exec::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
 use embedding::text::{self, ProductSource};
 use serde_json::{json, Value};
@@ -227,11 +227,12 @@ async fn embed(
 /// One range of products or reviews.
 pub async fn embed_documents(
     ctx: TaskContext<'_>,
+    embedder: &super::Embedder,
     payload: &EmbedPayload,
 ) -> anyhow::Result<Completed> {
     let config = ctx.config;
     let table = EmbeddingTable::for_source(config, payload.source)?;
-    let embedder = ctx.process.embedder(config).await?;
+    let embedder = embedder.get().await?;
     let dims = match table.dimensions(ctx.conn).await? {
         Some(d) if d > 0 => d as usize,
         _ => anyhow::bail!(
@@ -329,6 +330,7 @@ pub async fn embed_documents(
 /// none or whose text changed since (mem0's `hash` no longer matches).
 pub async fn embed_memories(
     ctx: TaskContext<'_>,
+    embedder: &super::Embedder,
     payload: &EmbedPayload,
 ) -> anyhow::Result<Completed> {
     let config = ctx.config;
@@ -360,7 +362,7 @@ pub async fn embed_memories(
         .collect();
     let mut written = Vec::new();
     if !pending.is_empty() {
-        let embedder = ctx.process.embedder(config).await?;
+        let embedder = embedder.get().await?;
         let texts: Vec<String> = pending.iter().map(|(_, t)| t.clone()).collect();
         let vectors = embed(&embedder, &texts, dims.max(0) as usize, &memory, "vector").await?;
         written = pending

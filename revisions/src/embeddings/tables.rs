@@ -6,7 +6,7 @@
 //! identifiers, so they are safe to put into DDL; data never is.
 
 use super::Source;
-use crate::runtime::{Completed, Permanent, TaskContext};
+use shared::exec::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
 use shared::Config;
 use sqlx::{Connection, PgConnection};
@@ -220,7 +220,7 @@ pub async fn check_provider(
 /// When every table exists and the provider's dimension would cost a
 /// request, the check is left to the embed tasks that have rows to embed:
 /// a re-run with nothing changed makes no provider call at all.
-pub async fn prepare(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
+pub async fn prepare(ctx: TaskContext<'_>, embedder: &super::Embedder) -> anyhow::Result<Completed> {
     let config = ctx.config;
     let tables = [
         EmbeddingTable::products(config),
@@ -234,7 +234,7 @@ pub async fn prepare(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let memory_dims = column_dimensions(ctx.conn, &memory, "vector").await?;
     let must_create = existing.iter().any(Option::is_none);
     let provider_dims = if must_create || dimension_is_free(config) {
-        let embedder = ctx.process.embedder(config).await?;
+        let embedder = embedder.get().await?;
         let dims = embedder.dimensions().await.map_err(|e| {
             anyhow::anyhow!(
                 "asking the embedding provider ({}) for its dimension: {e}",

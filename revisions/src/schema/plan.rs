@@ -1,30 +1,29 @@
-//! Revision 1b33292593a9 (schema): one DDL task each way, run by a seed
-//! worker (the role that owns the application tables).
+//! Revision 1b33292593a9 (schema): one DDL task each way.
 
-use super::Planner;
-use crate::plan::{Direction, Phase, PlanContext, PlannedTask};
+use super::SchemaTask;
+use crate::Planner;
 use shared::catalogue::Role;
+use shared::plan::{Phase, PlanContext};
 
 pub struct SchemaPlanner;
 
 #[async_trait::async_trait]
 impl Planner for SchemaPlanner {
-    async fn plan(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
-        let (name, kind, label) = match ctx.direction {
-            Direction::Upgrade => ("create tables", "upgrade", "create the application tables"),
-            Direction::Downgrade => ("drop tables", "downgrade", "drop the application tables"),
-            Direction::Rerun => {
-                anyhow::bail!("revision 1b33292593a9 (schema) has nothing to re-run")
-            }
-        };
-        Ok(vec![Phase::new(
-            name,
-            vec![PlannedTask::new(
-                Role::Seed,
-                kind,
-                label,
-                serde_json::json!({}),
-            )],
-        )])
+    async fn upgrade(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        Ok(Phase::single(
+            "create tables",
+            Role::Seed,
+            "create the application tables",
+            &SchemaTask::Upgrade,
+        ))
+    }
+
+    async fn downgrade(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        Ok(Phase::single(
+            "drop tables",
+            Role::Seed,
+            "drop the application tables",
+            &SchemaTask::Downgrade,
+        ))
     }
 }

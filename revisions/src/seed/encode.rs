@@ -573,7 +573,7 @@ fn python_list(s: &str) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revisions::seed::tables;
+    use crate::seed::tables;
 
     fn field(table: &str, column: &str, raw: &str) -> Result<String, String> {
         let column = tables::find(table).unwrap().column(column).unwrap();

@@ -17,13 +17,12 @@ use super::encode::{Mapping, ERROR_CAP};
 use super::load::{db_problem, describe_problem, read_header};
 use super::memory_upsert_sql;
 use super::tables::{self, Table};
-use crate::runtime::{Completed, Permanent, TaskContext};
-use shared::seed::{self, FinalizePayload, Mode};
+use super::tasks::{self as seed, FinalizePayload, Mode};
+use shared::exec::{Completed, Permanent, TaskContext};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::path::Path;
 
-pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-    let payload: FinalizePayload = ctx.task.payload()?;
+pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::Result<Completed> {
     let run = ctx.task.revision_run_id;
     let mut tx = ctx.conn.begin().await?;
     let mut rows: i64 = 0;

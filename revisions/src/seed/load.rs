@@ -12,17 +12,16 @@
 
 use super::encode::{self, FieldError, Mapping, ERROR_CAP};
 use super::tables::{self, Table};
-use crate::runtime::{Completed, Permanent, TaskContext};
+use super::tasks::{self as seed, LoadPayload, Mode};
 use anyhow::Context as _;
 use shared::csv_chunks::{self, Chunk};
-use shared::seed::{self, LoadPayload, Mode};
+use shared::exec::{Completed, Permanent, TaskContext};
 use sqlx::postgres::PgDatabaseError;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-    let payload: LoadPayload = ctx.task.payload()?;
+pub async fn execute(ctx: TaskContext<'_>, payload: LoadPayload) -> anyhow::Result<Completed> {
     let table = tables::find(&payload.table)
         .ok_or_else(|| Permanent::new(format!("unknown seed table {:?}", payload.table)))?;
     let path = PathBuf::from(&payload.file);

@@ -1,6 +1,6 @@
 //! Revision ef85393336cb (seed): loads the CSV files of a data directory
-//! into the application's tables. Task kinds, phase by phase (planned by
-//! `orchestrator/src/revisions/seed.rs`, payloads in `shared::seed`):
+//! into the application's tables. Task kinds ([`SeedTask`]), phase by phase
+//! (planned by `plan.rs`):
 //!
 //! - `prepare`: the memory table (and, in merge mode, the staging tables);
 //! - `load`: one range of records of one file ([`load`]);
@@ -11,24 +11,37 @@
 //!
 //! Every task writes its effect and marks itself done in one transaction.
 
-use crate::runtime::{Completed, Permanent, TaskContext};
-use shared::seed::{self, DowngradePayload, Mode, PreparePayload};
+use crate::{Executor as RevisionExecutor, Revision};
+use shared::exec::{Completed, Permanent, TaskContext};
 use sqlx::{Connection, Executor};
+use tasks::{self as seed, DowngradePayload, Mode, PreparePayload};
 
 mod encode;
 mod finalize;
 mod load;
+mod plan;
 mod tables;
+pub mod tasks;
 
-pub const KINDS: &[&str] = &["prepare", "load", "finalize", "downgrade"];
+pub use tasks::SeedTask;
 
-pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-    match ctx.task.kind.as_str() {
-        "prepare" => prepare(ctx).await,
-        "load" => load::execute(ctx).await,
-        "finalize" => finalize::execute(ctx).await,
-        "downgrade" => downgrade(ctx).await,
-        other => anyhow::bail!("revision ef85393336cb has no task kind {other:?}"),
+pub const REVISION: Revision = Revision {
+    id: shared::catalogue::SEED,
+    planner: &plan::SeedPlanner,
+    executor: |_| Box::new(SeedExecutor),
+};
+
+struct SeedExecutor;
+
+#[async_trait::async_trait]
+impl RevisionExecutor for SeedExecutor {
+    async fn execute(&self, ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
+        match ctx.task.typed()? {
+            SeedTask::Prepare(payload) => prepare(ctx, payload).await,
+            SeedTask::Load(payload) => load::execute(ctx, payload).await,
+            SeedTask::Finalize(payload) => finalize::execute(ctx, payload).await,
+            SeedTask::Downgrade(payload) => downgrade(ctx, payload).await,
+        }
     }
 }
 
@@ -57,8 +70,7 @@ pub fn memory_upsert_sql(memory_table: &str, source: &str) -> String {
     )
 }
 
-async fn prepare(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-    let payload: PreparePayload = ctx.task.payload()?;
+async fn prepare(ctx: TaskContext<'_>, payload: PreparePayload) -> anyhow::Result<Completed> {
     let mut tx = ctx.conn.begin().await?;
     (&mut *tx)
         .execute("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public")
@@ -92,17 +104,12 @@ async fn prepare(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     ctx.task.complete(tx, 0).await
 }
 
-async fn downgrade(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-    let payload: DowngradePayload = ctx.task.payload()?;
-    // Reverse load order; personalized_product_section references users and
-    // product (ON DELETE CASCADE), so emptying them empties it too.
-    let mut tables: Vec<String> = seed::tables()
-        .rev()
-        .map(|t| format!("public.{t}"))
-        .collect();
-    tables.insert(0, "public.personalized_product_section".into());
+async fn downgrade(ctx: TaskContext<'_>, payload: DowngradePayload) -> anyhow::Result<Completed> {
     let mut tx = ctx.conn.begin().await?;
-    let truncate = format!("TRUNCATE {} RESTART IDENTITY", tables.join(", "));
+    let truncate = format!(
+        "TRUNCATE {} RESTART IDENTITY",
+        seed::tables_to_empty().join(", ")
+    );
     (&mut *tx).execute(truncate.as_str()).await?;
     let drop = format!("DROP TABLE IF EXISTS public.{}", payload.memory_table);
     (&mut *tx).execute(drop.as_str()).await?;

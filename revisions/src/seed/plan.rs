@@ -1,46 +1,117 @@
 //! Revision ef85393336cb (seed): plans the load of a data directory.
 //!
 //! Phases: `prepare` (the memory table; staging tables in merge mode), then
-//! the tables in foreign-key order (`shared::seed::PHASES`), each file split
+//! the tables in foreign-key order ([`seed::PHASES`]), each file split
 //! into ranges of `SEED_TASK_ROWS` records on record boundaries (one task
 //! per range, so several workers share one file), then `finalize`.
 //!
 //! All or nothing: when every seeded table is empty at planning time the run
 //! is *fresh* (COPY straight into the tables) and a failed run is undone by
-//! emptying them again ([`SeedPlanner::undo_partial`]). Otherwise — a re-run,
+//! emptying them again (`SeedPlanner::undo_partial`). Otherwise — a re-run,
 //! or rows already there — the run *merges*: the loads go to staging tables
 //! and `finalize` upserts all of them in one transaction, so a failed run
 //! leaves the tables untouched and undoing it only drops staging.
 
-use super::Planner;
-use crate::plan::{Direction, Phase, PlanContext, PlannedTask};
+use super::tasks::{
+    self as seed, DowngradePayload, FinalizePayload, LoadPayload, MemoryTableState, Mode,
+    PreparePayload, SeedTask,
+};
+use crate::Planner;
 use anyhow::{bail, Context};
 use shared::catalogue::Role;
 use shared::csv_chunks;
-use shared::seed::{
-    self, DowngradePayload, FinalizePayload, LoadPayload, MemoryTableState, Mode, PreparePayload,
-};
+use shared::plan::{typed_task, Direction, Phase, PlanContext, PlannedTask};
+use shared::store;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 
 pub struct SeedPlanner;
 
-#[async_trait::async_trait]
-impl Planner for SeedPlanner {
-    async fn plan(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
-        let memory_table = ctx.config.memory_table.clone();
-        if ctx.direction == Direction::Downgrade {
-            let payload = serde_json::to_value(DowngradePayload { memory_table })?;
-            return Ok(vec![Phase::new(
-                "empty seeded tables",
-                vec![PlannedTask::new(
+/// What planning a load found: the pure input of [`load_plan`].
+#[derive(Debug, Clone)]
+pub struct LoadInputs {
+    pub mode: Mode,
+    pub memory_table: String,
+    pub memory_dims: u32,
+    pub memory_state: MemoryTableState,
+    /// `(table, absolute file, scan)` in load order ([`seed::PHASES`]).
+    pub files: Vec<(String, PathBuf, csv_chunks::Scan)>,
+}
+
+/// The phases of a load, from what the scans found: `prepare`, one phase
+/// per group of [`seed::PHASES`] with one task per range of records, then
+/// `finalize`.
+pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
+    let mode = inputs.mode;
+    let memory_table = inputs.memory_table.clone();
+    let mut phases = vec![Phase::new(
+        "prepare",
+        vec![PlannedTask::new(
+            Role::Seed,
+            format!("create the memory table public.{memory_table}"),
+            &SeedTask::Prepare(PreparePayload {
+                mode,
+                memory_table: memory_table.clone(),
+                memory_dims: inputs.memory_dims,
+            }),
+        )],
+    )];
+    for tables in seed::PHASES {
+        let mut tasks = Vec::new();
+        for &table in tables {
+            let Some((_, file, scan)) = inputs.files.iter().find(|(t, _, _)| t == table) else {
+                continue;
+            };
+            let name = file
+                .file_name()
+                .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let mut first_record = 1;
+            for chunk in scan.chunks.iter().copied() {
+                let last_record = first_record + chunk.records - 1;
+                let label = format!("{name} records {first_record}–{last_record}");
+                first_record = last_record + 1;
+                tasks.push(PlannedTask::new(
                     Role::Seed,
-                    "downgrade",
-                    "empty the seeded tables, drop the memory table",
-                    payload,
-                )],
-            )]);
+                    label,
+                    &SeedTask::Load(LoadPayload {
+                        table: table.to_string(),
+                        file: file.display().to_string(),
+                        chunk,
+                        file_bytes: scan.bytes,
+                        mode,
+                        memory_table: memory_table.clone(),
+                    }),
+                ));
+            }
         }
+        phases.push(Phase::new(tables.join(", "), tasks));
+    }
+    phases.push(Phase::new(
+        "finalize",
+        vec![PlannedTask::new(
+            Role::Seed,
+            match mode {
+                Mode::Fresh => "move id sequences past the largest ids, analyse",
+                Mode::Merge => "upsert from staging, move id sequences, analyse",
+            },
+            &SeedTask::Finalize(FinalizePayload {
+                mode,
+                files: inputs
+                    .files
+                    .iter()
+                    .map(|(table, file, _)| (table.clone(), file.display().to_string()))
+                    .collect(),
+                memory_table,
+                memory_state: inputs.memory_state,
+            }),
+        )],
+    ));
+    phases
+}
+
+impl SeedPlanner {
+    async fn load(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        let memory_table = ctx.config.memory_table.clone();
         let data_dir = data_dir(&ctx.data_dir)?;
         let mode = match ctx.direction {
             Direction::Rerun => Mode::Merge,
@@ -51,67 +122,41 @@ impl Planner for SeedPlanner {
             }
         };
         let memory_state = memory_table_state(ctx.pool, &memory_table).await?;
-
         let mut files = Vec::new();
-        let mut phases = vec![Phase::new(
-            "prepare",
-            vec![PlannedTask::new(
-                Role::Seed,
-                "prepare",
-                format!("create the memory table public.{memory_table}"),
-                serde_json::to_value(PreparePayload {
-                    mode,
-                    memory_table: memory_table.clone(),
-                    memory_dims: ctx.config.memory_dims,
-                })?,
-            )],
-        )];
-        for tables in seed::PHASES {
-            let mut tasks = Vec::new();
-            for &table in tables {
-                let file = data_dir.join(format!("{table}.csv"));
-                let scan = scan_file(&file, ctx.config.seed_task_rows).await?;
-                let mut first_record = 1;
-                for chunk in scan.chunks.iter().copied() {
-                    let last_record = first_record + chunk.records - 1;
-                    let label = format!("{table}.csv records {first_record}–{last_record}");
-                    first_record = last_record + 1;
-                    tasks.push(PlannedTask::new(
-                        Role::Seed,
-                        "load",
-                        label,
-                        serde_json::to_value(LoadPayload {
-                            table: table.to_string(),
-                            file: file.display().to_string(),
-                            chunk,
-                            file_bytes: scan.bytes,
-                            mode,
-                            memory_table: memory_table.clone(),
-                        })?,
-                    ));
-                }
-                files.push((table.to_string(), file.display().to_string()));
-            }
-            phases.push(Phase::new(tables.join(", "), tasks));
+        for table in seed::tables() {
+            let file = data_dir.join(format!("{table}.csv"));
+            let scan = scan_file(&file, ctx.config.seed_task_rows).await?;
+            files.push((table.to_string(), file, scan));
         }
-        phases.push(Phase::new(
-            "finalize",
-            vec![PlannedTask::new(
-                Role::Seed,
-                "finalize",
-                match mode {
-                    Mode::Fresh => "move id sequences past the largest ids, analyse".to_string(),
-                    Mode::Merge => "upsert from staging, move id sequences, analyse".to_string(),
-                },
-                serde_json::to_value(FinalizePayload {
-                    mode,
-                    files,
-                    memory_table,
-                    memory_state,
-                })?,
-            )],
-        ));
-        Ok(phases)
+        Ok(load_plan(&LoadInputs {
+            mode,
+            memory_table,
+            memory_dims: ctx.config.memory_dims,
+            memory_state,
+            files,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Planner for SeedPlanner {
+    async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        self.load(ctx).await
+    }
+
+    async fn rerun(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        self.load(ctx).await
+    }
+
+    async fn downgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        Ok(Phase::single(
+            "empty seeded tables",
+            Role::Seed,
+            "empty the seeded tables, drop the memory table",
+            &SeedTask::Downgrade(DowngradePayload {
+                memory_table: ctx.config.memory_table.clone(),
+            }),
+        ))
     }
 
     /// Fresh run: empties the seeded tables (they were empty when it was
@@ -122,17 +167,18 @@ impl Planner for SeedPlanner {
         ctx: &PlanContext<'_>,
         revision_run_id: i64,
     ) -> anyhow::Result<bool> {
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload FROM pipeline.tasks WHERE revision_run_id = $1 AND kind = 'finalize' LIMIT 1",
-        )
-        .bind(revision_run_id)
-        .fetch_optional(ctx.pool)
-        .await?;
-        let Some(payload) = payload else {
+        // The plan-wide facts are in the run's finalize task.
+        let finalize = store::planned_tasks(ctx.pool, revision_run_id)
+            .await?
+            .into_iter()
+            .find_map(|(kind, payload)| match typed_task(&kind, &payload) {
+                Ok(SeedTask::Finalize(finalize)) => Some(finalize),
+                _ => None,
+            });
+        let Some(finalize) = finalize else {
             // A downgrade: nothing partial to undo (its one task commits whole).
             return Ok(false);
         };
-        let finalize: FinalizePayload = serde_json::from_value(payload)?;
         let mut tx = ctx.pool.begin().await?;
         if finalize.mode == Mode::Fresh {
             let memory = format!("public.{}", finalize.memory_table);
@@ -150,14 +196,7 @@ impl Planner for SeedPlanner {
                 };
                 sqlx::query(&sql).execute(&mut *tx).await?;
             }
-            // personalized_product_section references users and product: it
-            // must be named too, and was empty, since they were.
-            let mut tables: Vec<String> = seed::tables()
-                .rev()
-                .map(|t| format!("public.{t}"))
-                .collect();
-            tables.insert(0, "public.personalized_product_section".into());
-            sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
+            sqlx::query(&format!("TRUNCATE {}", seed::tables_to_empty().join(", ")))
                 .execute(&mut *tx)
                 .await
                 .context("emptying the tables the failed seed had started to fill")?;
@@ -240,4 +279,112 @@ async fn memory_table_state(pool: &PgPool, memory_table: &str) -> anyhow::Result
     } else {
         MemoryTableState::Empty
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::csv_chunks::{Chunk, Header, Scan};
+
+    fn scan(records_per_chunk: &[u64]) -> Scan {
+        let mut start = 10;
+        let mut line = 2;
+        let chunks = records_per_chunk
+            .iter()
+            .map(|&records| {
+                let chunk = Chunk {
+                    start,
+                    end: start + records * 10,
+                    first_line: line,
+                    records,
+                };
+                start = chunk.end;
+                line += records;
+                chunk
+            })
+            .collect();
+        Scan {
+            header: Header {
+                columns: vec!["id".into()],
+                data_start: 10,
+                data_line: 2,
+            },
+            chunks,
+            records: records_per_chunk.iter().sum(),
+            bytes: start,
+        }
+    }
+
+    fn inputs(mode: Mode) -> LoadInputs {
+        LoadInputs {
+            mode,
+            memory_table: "mem0_memories".into(),
+            memory_dims: 384,
+            memory_state: MemoryTableState::Missing,
+            files: seed::tables()
+                .map(|t| {
+                    let records: &[u64] = if t == seed::PHASES[1][1] { &[3, 3, 1] } else { &[2] };
+                    (t.to_string(), PathBuf::from(format!("/data/{t}.csv")), scan(records))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_load_is_prepare_then_the_tables_in_foreign_key_order_then_finalize() {
+        let phases = load_plan(&inputs(Mode::Fresh));
+        assert_eq!(phases.len(), seed::PHASES.len() + 2);
+        assert_eq!(phases[0].name, "prepare");
+        assert_eq!(phases.last().unwrap().name, "finalize");
+        for (i, tables) in seed::PHASES.iter().enumerate() {
+            assert_eq!(phases[i + 1].name, tables.join(", "));
+        }
+        let kinds: Vec<&str> = phases.iter().flat_map(|p| p.tasks.iter().map(|t| t.kind.as_str())).collect();
+        assert_eq!(kinds.first(), Some(&"prepare"));
+        assert_eq!(kinds.last(), Some(&"finalize"));
+        assert!(kinds[1..kinds.len() - 1].iter().all(|k| *k == "load"));
+    }
+
+    #[test]
+    fn a_big_file_becomes_one_task_per_range_labelled_by_record_numbers() {
+        let phases = load_plan(&inputs(Mode::Merge));
+        let big = seed::PHASES[1][1];
+        let labels: Vec<&str> = phases[2]
+            .tasks
+            .iter()
+            .filter(|t| t.payload["table"] == big)
+            .map(|t| t.label.as_str())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                format!("{big}.csv records 1–3"),
+                format!("{big}.csv records 4–6"),
+                format!("{big}.csv records 7–7"),
+            ]
+        );
+        let load = &phases[2].tasks.iter().find(|t| t.payload["table"] == big).unwrap().payload;
+        assert_eq!(load["mode"], "merge");
+        assert_eq!(load["file"], format!("/data/{big}.csv"));
+    }
+
+    #[test]
+    fn finalize_carries_every_file_in_load_order_and_reads_back_typed() {
+        let phases = load_plan(&inputs(Mode::Fresh));
+        let task = &phases.last().unwrap().tasks[0];
+        let Ok(SeedTask::Finalize(finalize)) = typed_task(&task.kind, &task.payload) else {
+            panic!("finalize reads back as SeedTask::Finalize");
+        };
+        let tables: Vec<&str> = finalize.files.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tables, seed::tables().collect::<Vec<_>>());
+        assert_eq!(finalize.mode, Mode::Fresh);
+    }
+
+    #[test]
+    fn the_truncate_list_names_the_dependents_first_then_reverse_load_order() {
+        let list = seed::tables_to_empty();
+        assert_eq!(list.len(), seed::DEPENDENT_TABLES.len() + seed::tables().count());
+        assert_eq!(list[0], format!("public.{}", seed::DEPENDENT_TABLES[0]));
+        assert_eq!(list.last().unwrap(), &format!("public.{}", seed::PHASES[0][0]));
+    }
 }

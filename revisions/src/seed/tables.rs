@@ -182,7 +182,7 @@ pub fn find(name: &str) -> Option<&'static Table> {
 mod tests {
     #[test]
     fn every_planned_table_has_a_layout() {
-        for table in shared::seed::tables() {
+        for table in super::super::tasks::tables() {
             assert!(super::find(table).is_some(), "{table}");
         }
     }

@@ -1,9 +1,8 @@
-//! The seed revision's side of the contract: its task payloads and the names
-//! both the planner and the executor derive from them. What a worker does
-//! with a payload is in `workers/src/revisions/seed`; how a run is planned is
-//! in `orchestrator/src/revisions/seed.rs`.
+//! The seed revision's tasks ([`SeedTask`], shared by the planner in
+//! `plan.rs` and the executor in `mod.rs`) and the names both sides derive
+//! from them.
 
-use crate::csv_chunks::Chunk;
+use shared::csv_chunks::Chunk;
 use serde::{Deserialize, Serialize};
 
 /// The seeded tables in load order, phase by phase (foreign keys point from a
@@ -17,6 +16,33 @@ pub const PHASES: [&[&str]; 3] = [
 /// Every seeded table, in load order.
 pub fn tables() -> impl DoubleEndedIterator<Item = &'static str> {
     PHASES.iter().flat_map(|phase| phase.iter().copied())
+}
+
+/// Tables the seed is not loading but that reference seeded ones (`ON
+/// DELETE CASCADE`): emptying the seeded tables must name them too.
+pub const DEPENDENT_TABLES: [&str; 1] = ["personalized_product_section"];
+
+/// Every table emptied when the seed is undone, qualified, dependents first
+/// then the reverse of load order (the one list both the downgrade and the
+/// undo of a failed fresh run use).
+pub fn tables_to_empty() -> Vec<String> {
+    DEPENDENT_TABLES
+        .iter()
+        .copied()
+        .chain(tables().rev())
+        .map(|t| format!("public.{t}"))
+        .collect()
+}
+
+/// The seed's tasks, phase by phase: `prepare`, then `load` per range of
+/// records, then `finalize`; `downgrade` alone undoes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SeedTask {
+    Prepare(PreparePayload),
+    Load(LoadPayload),
+    Finalize(FinalizePayload),
+    Downgrade(DowngradePayload),
 }
 
 /// How a run writes.
