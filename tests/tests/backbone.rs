@@ -221,7 +221,9 @@ async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
     let env = TestEnv::new("unavailable").await;
-    let unavailable = shared::catalogue::REVISIONS.iter().find(|r| !r.available);
+    let unavailable = shared::catalogue::REVISIONS
+        .iter()
+        .find(|r| !revisions::registry::is_registered(r.id));
     let Some(unavailable) = unavailable else {
         // Every revision ships: nothing to refuse.
         env.cleanup().await;
@@ -581,7 +583,7 @@ async fn poison_messages_end_in_the_dead_letter_queue_without_looping() {
 async fn a_database_that_alembic_started_is_continued() {
     let mut env = TestEnv::new("alembic_started").await;
     // What the original leaves: its schema and alembic_version at 1b33292593a9.
-    sqlx::raw_sql(include_str!("../../workers/sql/1b33292593a9.upgrade.sql"))
+    sqlx::raw_sql(revisions::schema::UPGRADE_SQL)
         .execute(&env.pool)
         .await
         .unwrap();
