@@ -475,11 +475,19 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     let stderr = String::from_utf8_lossy(&waiting.stderr);
     assert!(stderr.contains("waiting"), "{stderr}");
     assert!(stderr.contains("nothing to do"), "{stderr}");
-    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM pipeline.tasks")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(tasks, 1, "the second upgrade planned nothing");
+    // One task each for the two revisions on the path (extensions, schema),
+    // all planned by the first upgrade.
+    let tasks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT revision, count(*) FROM pipeline.tasks GROUP BY revision ORDER BY revision",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tasks,
+        [("1b33292593a9".to_string(), 1), ("7a35c0d9d159".to_string(), 1)],
+        "the second upgrade planned nothing"
+    );
     env.cleanup().await;
 }
 
