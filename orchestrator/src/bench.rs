@@ -11,9 +11,9 @@ use shared::catalogue::{Role, BENCH_NOOP};
 use shared::Config;
 use std::time::{Duration, Instant};
 
+use revisions::noop::NoopTask;
 /// What the no-op tasks of a runtime benchmark do.
 pub use revisions::noop::NoopWork;
-use revisions::noop::NoopTask;
 
 /// With `workers == 0` no local worker is started: workers started
 /// elsewhere (or by a test) do the work.

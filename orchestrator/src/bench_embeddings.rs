@@ -24,14 +24,14 @@ use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use crate::plan::{Direction, PlanContext};
 use anyhow::Context;
+use revisions::embeddings::sources::node_id;
+use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
+use revisions::embeddings::{EmbeddingTable, Source};
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
-use revisions::embeddings::sources::node_id;
-use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
-use revisions::embeddings::{EmbeddingTable, Source};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddingsBench {

@@ -195,8 +195,9 @@ impl Driver {
         direction: Direction,
         data_dir: &Path,
     ) -> anyhow::Result<()> {
-        let registered = revisions::registry::find(revision.id)
-            .with_context(|| format!("revision {} is not available in this version", revision.id))?;
+        let registered = revisions::registry::find(revision.id).with_context(|| {
+            format!("revision {} is not available in this version", revision.id)
+        })?;
         let (config, pool) = (self.config.clone(), self.pool.clone());
         let ctx = PlanContext {
             config: &config,

@@ -213,14 +213,21 @@ mod tests {
         let to_embeddings = Target::Revision(3);
         assert_eq!(
             ids(&path(None, to_embeddings, Direction::Upgrade).unwrap()),
-            [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED, catalogue::EMBEDDINGS]
+            [
+                catalogue::EXTENSIONS,
+                catalogue::SCHEMA,
+                catalogue::SEED,
+                catalogue::EMBEDDINGS
+            ]
         );
         // A database the current Alembic chain stamped at its base.
         assert_eq!(
             ids(&path(Some(0), to_embeddings, Direction::Upgrade).unwrap()),
             [catalogue::SCHEMA, catalogue::SEED, catalogue::EMBEDDINGS]
         );
-        assert!(path(Some(3), to_embeddings, Direction::Upgrade).unwrap().is_empty());
+        assert!(path(Some(3), to_embeddings, Direction::Upgrade)
+            .unwrap()
+            .is_empty());
         let e = path(Some(3), Target::Revision(1), Direction::Upgrade).unwrap_err();
         assert!(e.to_string().contains("use `downgrade`"), "{e}");
     }
@@ -256,8 +263,17 @@ mod tests {
         let full = path(None, head, Direction::Upgrade).unwrap();
         let first_four = |id: &str| catalogue::position(id).is_some_and(|i| i < 4);
         let e = check_available(&full, first_four).unwrap_err().to_string();
-        assert!(e.contains(&format!("revision {} (enrichment) is not available", catalogue::ENRICHMENT)), "{e}");
-        assert!(e.contains(&format!("upgrade {}", catalogue::EMBEDDINGS)), "{e}");
+        assert!(
+            e.contains(&format!(
+                "revision {} (enrichment) is not available",
+                catalogue::ENRICHMENT
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("upgrade {}", catalogue::EMBEDDINGS)),
+            "{e}"
+        );
         assert!(check_available(&full[..4], first_four).is_ok());
     }
 }

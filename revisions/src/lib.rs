@@ -6,7 +6,8 @@
 //! src/<name>/*.sql    its SQL, named after the revision
 //! ```
 //!
-//! and one line per revision in [`registry`]. The task enum of a revision is
+//! and one line per revision in [`registry`] (which also declares the
+//! folder's module). The task enum of a revision is
 //! tagged by `kind` (`#[serde(tag = "kind")]`): the planner builds
 //! [`shared::plan::PlannedTask`]s from it and the executor reads it back with
 //! [`shared::exec::ClaimedTask::typed`], so each kind string is written once.
@@ -17,12 +18,10 @@
 use shared::exec::{Completed, TaskContext};
 use shared::plan::{Direction, Phase, PlanContext};
 
-pub mod embeddings;
-pub mod extensions;
 pub mod noop;
 pub mod registry;
-pub mod schema;
-pub mod seed;
+
+pub use registry::{embeddings, extensions, schema, seed};
 
 /// A revision this version can run.
 pub struct Revision {

@@ -1,27 +1,38 @@
 //! Every revision this version can run: one line each, in chain order.
 //! "Available" means "registered here"; the catalogue of the Alembic chain
 //! (`shared/src/catalogue.rs`) lists the ones this version does not run yet.
+//!
+//! A line names the revision's folder (`revisions/src/<folder>/`): it
+//! declares the folder's module (`crate::registry::<folder>`, re-exported at
+//! the crate root) and puts its `REVISION` in [`CHAIN`].
 
 use crate::Revision;
 use shared::catalogue::{self, Target};
 
-pub static CHAIN: &[&Revision] = &[
-    &crate::extensions::REVISION,
-    &crate::schema::REVISION,
-    &crate::seed::REVISION,
-    &crate::embeddings::REVISION,
-];
+macro_rules! chain {
+    ($($folder:ident => $module:literal,)+) => {
+        $(
+            #[path = $module]
+            pub mod $folder;
+        )+
+        /// The registered revisions of the chain, in chain order.
+        pub static CHAIN: &[&Revision] = &[$(&$folder::REVISION),+];
+    };
+}
+
+chain! {
+    extensions => "extensions/mod.rs",
+    schema => "schema/mod.rs",
+    seed => "seed/mod.rs",
+    embeddings => "embeddings/mod.rs",
+}
 
 /// Not in the chain: the no-op tasks of `orchestrator bench runtime`.
 pub static DIAGNOSTIC: &[&Revision] = &[&crate::noop::REVISION];
 
 /// The registered revision of this id (chain or diagnostic).
 pub fn find(id: &str) -> Option<&'static Revision> {
-    CHAIN
-        .iter()
-        .chain(DIAGNOSTIC)
-        .copied()
-        .find(|r| r.id == id)
+    CHAIN.iter().chain(DIAGNOSTIC).copied().find(|r| r.id == id)
 }
 
 /// Whether this version can run the revision of the chain with this id.
@@ -57,6 +68,9 @@ mod tests {
     #[test]
     fn latest_is_the_last_registered_revision() {
         assert_eq!(resolve("latest"), Ok(Target::Revision(CHAIN.len() - 1)));
-        assert_eq!(resolve("head"), Ok(Target::Revision(catalogue::REVISIONS.len() - 1)));
+        assert_eq!(
+            resolve("head"),
+            Ok(Target::Revision(catalogue::REVISIONS.len() - 1))
+        );
     }
 }

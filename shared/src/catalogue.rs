@@ -184,7 +184,9 @@ mod tests {
         assert_eq!(resolve("1b33292593a9", all), Ok(Target::Revision(1)));
         assert_eq!(resolve("ef85", all), Ok(Target::Revision(2)));
         assert_eq!(resolve("graph", all), Ok(Target::Revision(5)));
-        assert!(resolve("zzzz", all).unwrap_err().contains("unknown revision"));
+        assert!(resolve("zzzz", all)
+            .unwrap_err()
+            .contains("unknown revision"));
         assert!(resolve("ef8", all).is_err(), "a prefix needs 4 characters");
     }
 

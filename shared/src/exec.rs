@@ -162,7 +162,9 @@ mod tests {
     #[test]
     fn a_task_reads_back_as_its_typed_kind() {
         assert_eq!(
-            task("upgrade", serde_json::json!({})).typed::<Example>().unwrap(),
+            task("upgrade", serde_json::json!({}))
+                .typed::<Example>()
+                .unwrap(),
             Example::Upgrade
         );
         assert_eq!(

@@ -82,7 +82,9 @@ fn split_kind<T: Serialize>(task: &T) -> (String, Value) {
     };
     let kind = match fields.remove("kind") {
         Some(Value::String(kind)) => kind,
-        other => panic!("a task enum must be tagged with `#[serde(tag = \"kind\")]`, got {other:?}"),
+        other => {
+            panic!("a task enum must be tagged with `#[serde(tag = \"kind\")]`, got {other:?}")
+        }
     };
     (kind, Value::Object(fields))
 }

@@ -120,12 +120,14 @@ pub async fn finish_run(
     status: RunStatus,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1")
-        .bind(run_id)
-        .bind(status.as_str())
-        .bind(error)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(status.as_str())
+    .bind(error)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -141,9 +143,18 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
-type RunTuple = (i64, String, String, String, String, Option<String>, Option<String>);
+type RunTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
-const RUN_COLUMNS: &str = "id, command, status, requested_by, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
+const RUN_COLUMNS: &str =
+    "id, command, status, requested_by, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
      to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ'), error";
 
 fn run_row(t: RunTuple) -> RunRow {
@@ -232,12 +243,14 @@ pub async fn resume_revision_run(pool: &PgPool, id: i64, run_id: i64) -> anyhow:
     .bind(TaskStatus::Failed.as_str())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE pipeline.revision_runs SET status = $3, run_id = $2, error = NULL WHERE id = $1")
-        .bind(id)
-        .bind(run_id)
-        .bind(RevisionRunStatus::Running.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE pipeline.revision_runs SET status = $3, run_id = $2, error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(run_id)
+    .bind(RevisionRunStatus::Running.as_str())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(done)
 }
@@ -325,13 +338,11 @@ pub async fn abandon_revision_run(pool: &PgPool, id: i64) -> anyhow::Result<()> 
 }
 
 async fn mark_revision_run_done(conn: &mut PgConnection, id: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE pipeline.revision_runs SET status = $2, finished_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(RevisionRunStatus::Done.as_str())
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE pipeline.revision_runs SET status = $2, finished_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(RevisionRunStatus::Done.as_str())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -554,7 +565,11 @@ pub async fn phase_counts(
 }
 
 /// Rows done by the tasks of a phase.
-pub async fn phase_rows_done(pool: &PgPool, revision_run_id: i64, phase: i32) -> anyhow::Result<i64> {
+pub async fn phase_rows_done(
+    pool: &PgPool,
+    revision_run_id: i64,
+    phase: i32,
+) -> anyhow::Result<i64> {
     Ok(phase_counts(pool, revision_run_id, phase).await?.rows_done)
 }
 
@@ -661,11 +676,15 @@ pub async fn requeue_orphans(
 // ------------------------------------------------- the worker's claims
 
 /// The state of a task row (`None`: no such task in this database).
-pub async fn task_status(conn: &mut PgConnection, task_id: i64) -> anyhow::Result<Option<TaskStatus>> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM pipeline.tasks WHERE id = $1")
-        .bind(task_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn task_status(
+    conn: &mut PgConnection,
+    task_id: i64,
+) -> anyhow::Result<Option<TaskStatus>> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM pipeline.tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     status.as_deref().map(TaskStatus::parse).transpose()
 }
 
@@ -783,7 +802,10 @@ pub async fn record_failure(
 }
 
 /// Wakes the driver waiting on this revision run.
-pub async fn notify_task_change(conn: &mut PgConnection, revision_run_id: i64) -> anyhow::Result<()> {
+pub async fn notify_task_change(
+    conn: &mut PgConnection,
+    revision_run_id: i64,
+) -> anyhow::Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(db::TASK_CHANNEL)
         .bind(revision_run_id.to_string())

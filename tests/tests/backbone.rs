@@ -485,7 +485,10 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     .unwrap();
     assert_eq!(
         tasks,
-        [("1b33292593a9".to_string(), 1), ("7a35c0d9d159".to_string(), 1)],
+        [
+            ("1b33292593a9".to_string(), 1),
+            ("7a35c0d9d159".to_string(), 1)
+        ],
         "the second upgrade planned nothing"
     );
     env.cleanup().await;

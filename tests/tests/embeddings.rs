@@ -640,7 +640,11 @@ async fn a_database_stamped_at_the_extensions_base_is_continued_and_downgrade_ba
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert_eq!(extensions, ["age", "vector"], "downgrade base leaves the extensions");
+    assert_eq!(
+        extensions,
+        ["age", "vector"],
+        "downgrade base leaves the extensions"
+    );
     let history = env.orchestrator(&["history"]).await;
     assert_success(&history);
     let history = String::from_utf8_lossy(&history.stdout).to_string();

@@ -420,7 +420,10 @@ async fn process(
         return Ok(Outcome::SkippedClaimedElsewhere);
     }
     let result = run_claimed(shared, publisher, message, &mut conn).await;
-    if store::unlock_task(&mut conn, message.task_id).await.is_err() {
+    if store::unlock_task(&mut conn, message.task_id)
+        .await
+        .is_err()
+    {
         // A connection we cannot unlock must not go back to the pool with the lock.
         conn.detach();
     }

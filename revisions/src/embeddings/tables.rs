@@ -1,4 +1,4 @@
-//! The embedding tables in the layout DESIGN.md gives (the shop reads them
+//! The embedding tables in the layout README.md ("Embeddings") gives (the shop reads them
 //! through LlamaIndex's PostgreSQL vector store), and the dimension checks
 //! that stop a run before it writes vectors a table cannot hold.
 //!
