@@ -6,7 +6,7 @@
 //! declares the folder's module (`crate::registry::<folder>`, re-exported at
 //! the crate root) and puts its `REVISION` in [`CHAIN`].
 
-use crate::Revision;
+use crate::revision::Revision;
 use shared::catalogue::{self, Target};
 
 macro_rules! chain {

@@ -41,6 +41,21 @@ impl Completed {
     }
 }
 
+impl From<store::ClaimedRow> for ClaimedTask {
+    fn from(row: store::ClaimedRow) -> ClaimedTask {
+        ClaimedTask {
+            id: row.id,
+            revision_run_id: row.revision_run_id,
+            revision: row.revision,
+            kind: row.kind,
+            phase: row.phase,
+            payload: row.payload,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+        }
+    }
+}
+
 impl ClaimedTask {
     /// Marks the task done inside `tx`, which holds the task's effect, and
     /// commits both together.

@@ -10,7 +10,6 @@
 
 use crate::catalogue::Role;
 use crate::db;
-use crate::exec::ClaimedTask;
 use crate::plan::{Direction, Phase};
 use crate::task::TaskMessage;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -705,13 +704,27 @@ pub async fn unlock_task(conn: &mut PgConnection, task_id: i64) -> anyhow::Resul
     Ok(())
 }
 
+/// A task row as a claim returns it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub id: i64,
+    pub revision_run_id: i64,
+    pub revision: String,
+    pub kind: String,
+    pub phase: i32,
+    pub payload: serde_json::Value,
+    /// This attempt's number (1 for the first).
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
 /// Marks an unsettled task running for `worker` and counts the attempt;
 /// `None` when it is settled already.
 pub async fn claim_task(
     conn: &mut PgConnection,
     task_id: i64,
     worker: &str,
-) -> anyhow::Result<Option<ClaimedTask>> {
+) -> anyhow::Result<Option<ClaimedRow>> {
     let claimed: Option<(i64, String, String, i32, serde_json::Value, i32, i32)> = sqlx::query_as(
         "UPDATE pipeline.tasks
             SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp()
@@ -726,7 +739,7 @@ pub async fn claim_task(
     .fetch_optional(conn)
     .await?;
     Ok(claimed.map(
-        |(revision_run_id, revision, kind, phase, payload, attempt, max_attempts)| ClaimedTask {
+        |(revision_run_id, revision, kind, phase, payload, attempt, max_attempts)| ClaimedRow {
             id: task_id,
             revision_run_id,
             revision,
@@ -781,7 +794,8 @@ pub async fn release_claim(pool: &PgPool, task_id: i64, worker: &str) -> anyhow:
 /// `Failed` (the last one), with the error, and tells the driver.
 pub async fn record_failure(
     conn: &mut PgConnection,
-    task: &ClaimedTask,
+    task_id: i64,
+    revision_run_id: i64,
     status: TaskStatus,
     error: &str,
 ) -> anyhow::Result<()> {
@@ -791,14 +805,14 @@ pub async fn record_failure(
                 finished_at = CASE WHEN $4 THEN clock_timestamp() ELSE finished_at END
           WHERE id = $1 AND status = $5",
     )
-    .bind(task.id)
+    .bind(task_id)
     .bind(status.as_str())
     .bind(error)
     .bind(status == TaskStatus::Failed)
     .bind(TaskStatus::Running.as_str())
     .execute(&mut *conn)
     .await?;
-    notify_task_change(conn, task.revision_run_id).await
+    notify_task_change(conn, revision_run_id).await
 }
 
 /// Wakes the driver waiting on this revision run.

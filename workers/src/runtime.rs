@@ -50,7 +50,7 @@ use revisions::Executor;
 use shared::catalogue::Role;
 use shared::config::Config;
 use shared::db;
-use shared::exec::{FailureKind, TaskContext};
+use shared::exec::{ClaimedTask, FailureKind, TaskContext};
 use shared::queue::{Publisher, Topology};
 use shared::store::{self, TaskStatus};
 use shared::task::TaskMessage;
@@ -436,9 +436,10 @@ async fn run_claimed(
     message: &TaskMessage,
     conn: &mut PgConnection,
 ) -> anyhow::Result<Outcome> {
-    let Some(task) = store::claim_task(conn, message.task_id, &shared.worker_name).await? else {
+    let Some(row) = store::claim_task(conn, message.task_id, &shared.worker_name).await? else {
         return Ok(Outcome::SkippedDone);
     };
+    let task = ClaimedTask::from(row);
     let executor = shared
         .executors
         .get(task.revision.as_str())
@@ -484,7 +485,14 @@ async fn run_claimed(
                 task.revision,
                 task.kind
             );
-            store::record_failure(conn, &task, TaskStatus::Retrying, &error).await?;
+            store::record_failure(
+                conn,
+                task.id,
+                task.revision_run_id,
+                TaskStatus::Retrying,
+                &error,
+            )
+            .await?;
             publisher.publish_retry(message, delay).await?;
             Ok(Outcome::Retrying)
         }
@@ -495,7 +503,14 @@ async fn run_claimed(
                 task.revision,
                 task.kind
             );
-            store::record_failure(conn, &task, TaskStatus::Failed, &error).await?;
+            store::record_failure(
+                conn,
+                task.id,
+                task.revision_run_id,
+                TaskStatus::Failed,
+                &error,
+            )
+            .await?;
             Ok(Outcome::Failed)
         }
     }

@@ -9,7 +9,7 @@
 //! an index) are indexed as `halfvec`, which `orchestrator search` matches.
 
 use super::tables::EmbeddingTable;
-use super::Source;
+use super::tasks::Source;
 use shared::exec::{Completed, TaskContext};
 use anyhow::Context as _;
 use shared::config::AnnIndex;

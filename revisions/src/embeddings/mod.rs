@@ -17,93 +17,28 @@
 //!
 //! `downgrade` drops the embedding tables and clears the memories' vectors.
 
-use crate::{Executor, Revision};
-use serde::Deserialize;
+use crate::revision::{Executor, Revision};
 use shared::exec::{Completed, TaskContext};
 use shared::Config;
 use sqlx::Connection;
-use std::sync::Arc;
 
+mod embedder;
 pub mod index;
 mod plan;
 pub mod sources;
 pub mod tables;
+mod tasks;
 pub mod write;
 
+pub use embedder::Embedder;
 pub use tables::EmbeddingTable;
+pub use tasks::{EmbedPayload, EmbeddingsTask, FinishPayload, Source};
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::EMBEDDINGS,
     planner: &plan::EmbeddingsPlanner,
     executor: |config| Box::new(EmbeddingsExecutor::new(config)),
 };
-
-/// The embeddings revision's tasks, shared by planner and executor.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum EmbeddingsTask {
-    Prepare,
-    Embed(EmbedPayload),
-    Finish(FinishPayload),
-    Downgrade,
-}
-
-/// Which rows an embed or finish task works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Products,
-    Reviews,
-    Memories,
-}
-
-/// A half-open range of source ids, `[from, to)`; `None` is unbounded.
-/// Integers for products and reviews, uuid strings for memories.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbedPayload {
-    pub source: Source,
-    pub from: Option<serde_json::Value>,
-    pub to: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FinishPayload {
-    pub source: Source,
-}
-
-/// The embedding provider of a worker process: made on first use (a worker
-/// that never takes an embed task never loads a model), then kept, so the
-/// local model's weights load once and HTTP connections are reused.
-pub struct Embedder {
-    settings: shared::config::EmbeddingConfig,
-    made: tokio::sync::OnceCell<Arc<dyn embedding::Embedder>>,
-}
-
-impl Embedder {
-    pub fn new(config: &Config) -> Embedder {
-        Embedder {
-            settings: config.embedding.clone(),
-            made: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The provider `EMBEDDING_PROVIDER` names.
-    pub async fn get(&self) -> anyhow::Result<Arc<dyn embedding::Embedder>> {
-        let made = self
-            .made
-            .get_or_try_init(|| async {
-                let settings = self.settings.clone();
-                // Loading a local model reads and converts its weights: not on the async threads.
-                tokio::task::spawn_blocking(move || embedding::from_config(&settings))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("loading the embedding provider panicked: {e}"))?
-            })
-            .await?;
-        Ok(made.clone())
-    }
-}
 
 /// Built once per worker process; owns the process's embedder.
 pub struct EmbeddingsExecutor {

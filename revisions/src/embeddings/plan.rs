@@ -14,8 +14,8 @@
 //! skip rows whose content hash is unchanged, so only new and changed rows
 //! reach the provider. A downgrade is one task that drops the tables.
 
-use super::{EmbedPayload, EmbeddingsTask, FinishPayload, Source};
-use crate::Planner;
+use super::tasks::{EmbedPayload, EmbeddingsTask, FinishPayload, Source};
+use crate::revision::Planner;
 use serde_json::{json, Value};
 use shared::catalogue::Role;
 use shared::config::AnnIndex;

@@ -7,7 +7,7 @@
 
 use super::tables::{self, model_key, EmbeddingTable};
 use super::write::{self, DocumentRow, MemoryVector};
-use super::{EmbedPayload, Source};
+use super::tasks::{EmbedPayload, Source};
 use shared::exec::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
 use embedding::text::{self, ProductSource};
@@ -227,7 +227,7 @@ async fn embed(
 /// One range of products or reviews.
 pub async fn embed_documents(
     ctx: TaskContext<'_>,
-    embedder: &super::Embedder,
+    embedder: &super::embedder::Embedder,
     payload: &EmbedPayload,
 ) -> anyhow::Result<Completed> {
     let config = ctx.config;
@@ -330,7 +330,7 @@ pub async fn embed_documents(
 /// none or whose text changed since (mem0's `hash` no longer matches).
 pub async fn embed_memories(
     ctx: TaskContext<'_>,
-    embedder: &super::Embedder,
+    embedder: &super::embedder::Embedder,
     payload: &EmbedPayload,
 ) -> anyhow::Result<Completed> {
     let config = ctx.config;

@@ -5,7 +5,7 @@
 //! Table names come from the configuration, which only accepts lower-case
 //! identifiers, so they are safe to put into DDL; data never is.
 
-use super::Source;
+use super::tasks::Source;
 use shared::exec::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
 use shared::Config;
@@ -220,7 +220,7 @@ pub async fn check_provider(
 /// When every table exists and the provider's dimension would cost a
 /// request, the check is left to the embed tasks that have rows to embed:
 /// a re-run with nothing changed makes no provider call at all.
-pub async fn prepare(ctx: TaskContext<'_>, embedder: &super::Embedder) -> anyhow::Result<Completed> {
+pub async fn prepare(ctx: TaskContext<'_>, embedder: &super::embedder::Embedder) -> anyhow::Result<Completed> {
     let config = ctx.config;
     let tables = [
         EmbeddingTable::products(config),

@@ -10,7 +10,7 @@
 //! extensions in place, as the original's does (the default of
 //! [`crate::Planner::downgrade`]: nothing to do).
 
-use crate::{Executor, Planner, Revision};
+use crate::revision::{Executor, Planner, Revision};
 use serde::{Deserialize, Serialize};
 use shared::catalogue::Role;
 use shared::exec::{Completed, Permanent, TaskContext};

@@ -8,7 +8,7 @@
 //! Not a revision of the chain: it is registered as diagnostic, planned by
 //! the benchmark itself, and its task rows belong to ad-hoc revision runs.
 
-use crate::{Executor, Planner, Revision};
+use crate::revision::{Executor, Planner, Revision};
 use serde::{Deserialize, Serialize};
 use shared::exec::{Completed, TaskContext};
 use shared::plan::{Phase, PlanContext};

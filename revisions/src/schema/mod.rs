@@ -3,7 +3,7 @@
 //! the application tables); the DDL and the task's completion commit
 //! together, so a crash leaves either the whole schema or none.
 
-use crate::{Executor, Revision};
+use crate::revision::{Executor, Revision};
 use serde::{Deserialize, Serialize};
 use shared::exec::{Completed, TaskContext};
 use sqlx::{Connection, Executor as _};

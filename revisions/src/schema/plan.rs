@@ -1,7 +1,7 @@
 //! Revision 1b33292593a9 (schema): one DDL task each way.
 
 use super::SchemaTask;
-use crate::Planner;
+use crate::revision::Planner;
 use shared::catalogue::Role;
 use shared::plan::{Phase, PlanContext};
 

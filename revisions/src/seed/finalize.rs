@@ -15,7 +15,7 @@
 
 use super::encode::{Mapping, ERROR_CAP};
 use super::load::{db_problem, describe_problem, read_header};
-use super::memory_upsert_sql;
+use super::memories::memory_upsert_sql;
 use super::tables::{self, Table};
 use super::tasks::{self as seed, FinalizePayload, Mode};
 use shared::exec::{Completed, Permanent, TaskContext};

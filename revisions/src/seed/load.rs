@@ -162,14 +162,14 @@ async fn write_memories(
     let mut texts = Vec::new();
     for (user, preferences) in memories {
         for (index, text) in preferences.iter().enumerate() {
-            ids.push(super::memory_id(*user, index));
+            ids.push(super::memories::memory_id(*user, index));
             users.push(user.to_string());
             texts.push(text.clone());
         }
     }
     match payload.mode {
         Mode::Fresh => {
-            let sql = super::memory_upsert_sql(
+            let sql = super::memories::memory_upsert_sql(
                 &payload.memory_table,
                 "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s(id, user_id, data)",
             );

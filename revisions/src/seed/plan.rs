@@ -16,7 +16,7 @@ use super::tasks::{
     self as seed, DowngradePayload, FinalizePayload, LoadPayload, MemoryTableState, Mode,
     PreparePayload, SeedTask,
 };
-use crate::Planner;
+use crate::revision::Planner;
 use anyhow::{bail, Context};
 use shared::catalogue::Role;
 use shared::csv_chunks;
