@@ -39,7 +39,6 @@ const PLAIN_COPY_TYPES: &[(&str, &str, &str)] = &[
     ("users", "lifestyle_preferences", "jsonb"),
     ("users", "preferences", "jsonb"),
     ("features", "categories", "text"),
-    ("product_features", "feature_name", "text"),
 ];
 
 pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
@@ -161,7 +160,7 @@ async fn run(
     for (table, n, t) in &plain {
         println!(
             "      {:<24} {:>9} rows {:>7.2} s",
-            format!("{table}.csv"),
+            seed::file_name(table),
             n,
             t.as_secs_f64()
         );
@@ -236,7 +235,7 @@ async fn plain_copy(
         (&mut *conn).execute("RESET search_path").await?;
         for (name, definition) in foreign_keys {
             let definition = definition.replace("REFERENCES public.", "REFERENCES bench_copy.");
-            if definition.contains("personalized_product_section") {
+            if seed::DEPENDENTS.iter().any(|d| definition.contains(d)) {
                 continue;
             }
             (&mut *conn)
@@ -249,7 +248,7 @@ async fn plain_copy(
     }
     let mut timings = Vec::new();
     for table in seed::tables() {
-        let file = data_dir.join(format!("{table}.csv"));
+        let file = data_dir.join(seed::file_name(table));
         let header = shared::csv_chunks::read_header(&file)?;
         let columns = header
             .columns

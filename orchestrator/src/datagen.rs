@@ -48,7 +48,7 @@ pub struct GenerateOptions {
     /// Seed: the same seed gives byte-identical files.
     pub seed: u64,
     /// Share of reviews (0.0..=1.0) whose `feature_id` and `sentiment`
-    /// columns are filled in `review.csv` (the rest is left for enrichment).
+    /// columns are filled in `product_reviews.csv` (the rest is left for enrichment).
     pub labelled_share: f64,
 }
 
@@ -68,7 +68,7 @@ impl Default for GenerateOptions {
 /// One written file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSummary {
-    /// File name relative to the output directory (e.g. `review.csv`).
+    /// File name relative to the output directory (e.g. `product_reviews.csv`).
     pub file: String,
     /// Data rows (header not counted).
     pub rows: u64,
@@ -85,7 +85,7 @@ pub struct GenerateSummary {
 }
 
 impl GenerateSummary {
-    /// Rows written to `file` (e.g. `"review.csv"`), if it was written.
+    /// Rows written to `file` (e.g. `"product_reviews.csv"`), if it was written.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn rows(&self, file: &str) -> Option<u64> {
         self.files.iter().find(|f| f.file == file).map(|f| f.rows)
@@ -229,7 +229,7 @@ impl Sentiment {
 /// File names and headers, exactly as in DATA-FORMAT.md.
 pub const FILES: [(&str, &[&str]); 8] = [
     (
-        "product.csv",
+        "products.csv",
         &[
             "id",
             "name",
@@ -257,23 +257,20 @@ pub const FILES: [(&str, &[&str]); 8] = [
         ],
     ),
     ("features.csv", &["id", "feature_name", "categories"]),
+    ("product_features.csv", &["id", "product_id", "feature_id"]),
     (
-        "product_features.csv",
-        &["id", "product_id", "feature_id", "feature_name"],
-    ),
-    (
-        "review.csv",
+        "product_reviews.csv",
         &[
             "id",
             "product_id",
             "user_name",
-            "review_text",
+            "review",
             "rating",
             "feature_id",
             "sentiment",
         ],
     ),
-    ("product_image.csv", &["id", "product_id", "image_url"]),
+    ("product_images.csv", &["id", "product_id", "image_url"]),
     ("variants.csv", &["id", "product_id", "price", "in_stock"]),
     (
         "variant_attributes.csv",
@@ -659,7 +656,7 @@ struct Writers {
     features: Counted,
     product_features: Counted,
     review: Counted,
-    product_image: Counted,
+    product_images: Counted,
     variants: Counted,
     variant_attributes: Counted,
     labels: Counted,
@@ -681,9 +678,9 @@ impl Writers {
             users: open(1, false)?,
             features: open(2, false)?,
             product_features: open(3, false)?,
-            // review.csv quotes every field, header included (a real quirk).
+            // product_reviews.csv quotes every field, header included (a real quirk).
             review: open(4, true)?,
-            product_image: open(5, false)?,
+            product_images: open(5, false)?,
             variants: open(6, false)?,
             variant_attributes: open(7, false)?,
             labels: Counted::open(dir, labels_file, &LABELS_HEADER, false)?,
@@ -702,7 +699,7 @@ impl Writers {
             self.features.finish()?,
             self.product_features.finish()?,
             self.review.finish()?,
-            self.product_image.finish()?,
+            self.product_images.finish()?,
             self.variants.finish()?,
             self.variant_attributes.finish()?,
             self.labels.finish()?,
@@ -734,18 +731,14 @@ impl Writers {
             let pf = self.next_pf.to_string();
             self.next_pf += 1;
             let fid = (f as usize + 1).to_string();
-            self.product_features.row([
-                pf.as_str(),
-                id.as_str(),
-                fid.as_str(),
-                FEATURES[f as usize].name,
-            ])?;
+            self.product_features
+                .row([pf.as_str(), id.as_str(), fid.as_str()])?;
         }
         for n in 1..=p.images {
             let iid = self.next_image.to_string();
             self.next_image += 1;
             let url = format!("data/images/{}-image-{}.png", p.id, n);
-            self.product_image
+            self.product_images
                 .row([iid.as_str(), id.as_str(), url.as_str()])?;
         }
         for v in variants_for(rng, p) {
@@ -3223,7 +3216,7 @@ mod sample {
 
     const SAMPLE_SEED: u64 = 20_240_611;
     pub(super) const SAMPLE_REVIEWS: usize = 1_200;
-    /// Share of generated sample reviews labelled in review.csv (hand-written
+    /// Share of generated sample reviews labelled in product_reviews.csv (hand-written
     /// ones never are), giving about 30% overall.
     const LABELLED_SHARE_OF_GENERATED: f64 = 0.33;
 
@@ -4021,7 +4014,7 @@ mod tests {
                 fs::read(b.0.join(f)).unwrap(),
                 "{f} differs for the same seed"
             );
-            if f == "review.csv" || f == "product.csv" {
+            if f == "product_reviews.csv" || f == "products.csv" {
                 assert_ne!(
                     x,
                     fs::read(c.0.join(f)).unwrap(),
@@ -4041,7 +4034,7 @@ mod tests {
         })
         .unwrap();
         for f in [
-            "product.csv",
+            "products.csv",
             "users.csv",
             "product_features.csv",
             "variants.csv",
@@ -4058,10 +4051,10 @@ mod tests {
     fn row_counts_and_summary() {
         let d = TempDir::new("counts");
         let s = generate(&opts(&d.0, 1)).unwrap();
-        assert_eq!(s.rows("product.csv"), Some(30));
+        assert_eq!(s.rows("products.csv"), Some(30));
         assert_eq!(s.rows("users.csv"), Some(12));
         assert_eq!(s.rows("features.csv"), Some(FEATURES.len() as u64));
-        assert_eq!(s.rows("review.csv"), Some(2_000));
+        assert_eq!(s.rows("product_reviews.csv"), Some(2_000));
         assert_eq!(s.rows("review_labels.csv"), Some(2_000));
         let pf = s.rows("product_features.csv").unwrap();
         assert!(
@@ -4073,7 +4066,7 @@ mod tests {
             assert_eq!(t.rows.len() as u64, f.rows, "{}", f.file);
             assert_eq!(fs::metadata(d.0.join(&f.file)).unwrap().len(), f.bytes);
         }
-        assert!(s.to_string().contains("review.csv"));
+        assert!(s.to_string().contains("product_reviews.csv"));
     }
 
     #[test]
@@ -4088,10 +4081,10 @@ mod tests {
                 assert_eq!(r.len(), h.len(), "{f}");
             }
         }
-        // review.csv quotes every field, header included; others only when needed.
-        let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
-        assert!(raw.starts_with("\"id\",\"product_id\",\"user_name\",\"review_text\",\"rating\",\"feature_id\",\"sentiment\"\n"));
-        let raw = fs::read_to_string(d.0.join("product.csv")).unwrap();
+        // product_reviews.csv quotes every field, header included; others only when needed.
+        let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
+        assert!(raw.starts_with("\"id\",\"product_id\",\"user_name\",\"review\",\"rating\",\"feature_id\",\"sentiment\"\n"));
+        let raw = fs::read_to_string(d.0.join("products.csv")).unwrap();
         assert!(raw.starts_with("id,name,category,price,brand,description,specifications\n"));
     }
 
@@ -4099,7 +4092,7 @@ mod tests {
     fn field_formats() {
         let d = TempDir::new("formats");
         generate(&opts(&d.0, 4)).unwrap();
-        let p = read(&d.0.join("product.csv"));
+        let p = read(&d.0.join("products.csv"));
         let mut cats = HashSet::new();
         for r in &p.rows {
             cats.insert(r[p.col("category")].to_string());
@@ -4145,7 +4138,7 @@ mod tests {
             r[u.col("age")].parse::<u32>().unwrap();
         }
 
-        let rv = read(&d.0.join("review.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
         let (mut plain, mut decimal) = (0, 0);
         for r in &rv.rows {
             match &r[rv.col("rating")] {
@@ -4156,7 +4149,7 @@ mod tests {
         }
         assert!(plain > 0 && decimal > 0);
 
-        let img = read(&d.0.join("product_image.csv"));
+        let img = read(&d.0.join("product_images.csv"));
         for r in &img.rows {
             let want = format!("data/images/{}-image-", &r[img.col("product_id")]);
             let url = &r[img.col("image_url")];
@@ -4198,21 +4191,21 @@ mod tests {
     fn referential_integrity() {
         let d = TempDir::new("fk");
         generate(&opts(&d.0, 6)).unwrap();
-        let p = read(&d.0.join("product.csv"));
+        let p = read(&d.0.join("products.csv"));
         let f = read(&d.0.join("features.csv"));
         let pf = read(&d.0.join("product_features.csv"));
-        let rv = read(&d.0.join("review.csv"));
-        let img = read(&d.0.join("product_image.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
+        let img = read(&d.0.join("product_images.csv"));
         let v = read(&d.0.join("variants.csv"));
         let va = read(&d.0.join("variant_attributes.csv"));
         let lb = read(&d.0.join("review_labels.csv"));
         let pids = p.ids("id");
         let fids = f.ids("id");
         for (t, name) in [
-            (&p, "product"),
+            (&p, "products"),
             (&f, "features"),
             (&pf, "pf"),
-            (&rv, "review"),
+            (&rv, "product_reviews"),
             (&img, "image"),
             (&v, "variants"),
             (&va, "va"),
@@ -4236,7 +4229,6 @@ mod tests {
         for r in &pf.rows {
             let (pid, fid) = (r[1].parse::<u64>().unwrap(), r[2].parse::<u64>().unwrap());
             assert!(pids.contains(&pid) && fids.contains(&fid));
-            assert_eq!(fname_by_id[&fid], &r[3]);
             assert!(links.insert((pid, fid)), "duplicate product/feature pair");
             // The feature belongs to the product's category.
             let cats = &f
@@ -4295,7 +4287,7 @@ mod tests {
     fn labelled_columns_match_ground_truth_and_share() {
         let d = TempDir::new("labels");
         generate(&opts(&d.0, 9)).unwrap();
-        let rv = read(&d.0.join("review.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
         let lb = read(&d.0.join("review_labels.csv"));
         assert_eq!(rv.rows.len(), lb.rows.len());
         let mut labelled = 0;
@@ -4319,7 +4311,7 @@ mod tests {
             ..opts(&none.0, 9)
         })
         .unwrap();
-        let rv = read(&none.0.join("review.csv"));
+        let rv = read(&none.0.join("product_reviews.csv"));
         assert!(rv.rows.iter().all(|r| r[5].is_empty() && r[6].is_empty()));
     }
 
@@ -4327,7 +4319,7 @@ mod tests {
     fn ratings_follow_sentiment() {
         let d = TempDir::new("ratings");
         generate(&opts(&d.0, 10)).unwrap();
-        let rv = read(&d.0.join("review.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
         let lb = read(&d.0.join("review_labels.csv"));
         let mut sum: HashMap<String, (f64, usize)> = HashMap::new();
         for (r, l) in rv.rows.iter().zip(&lb.rows) {
@@ -4347,7 +4339,7 @@ mod tests {
     fn reviews_are_varied_and_contain_the_quirks() {
         let d = TempDir::new("variety");
         generate(&opts(&d.0, 11)).unwrap();
-        let rv = read(&d.0.join("review.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
         let texts: Vec<&str> = rv.rows.iter().map(|r| &r[3]).collect();
         let distinct: HashSet<&&str> = texts.iter().collect();
         assert!(
@@ -4400,10 +4392,10 @@ mod tests {
             w.write_review(2, 1, "Zoë", "plain", "5", None).unwrap();
             w.finish().unwrap();
         }
-        let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
+        let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
         assert!(raw.contains("\"Great, really \"\"great\"\" sound"));
         assert!(raw.contains("\"2\",\"1\",\"Zoë\",\"plain\",\"5\",\"\",\"\"\n"));
-        let t = read(&d.0.join("review.csv"));
+        let t = read(&d.0.join("product_reviews.csv"));
         assert_eq!(&t.rows[0][2], "O'Brien, Liam");
         assert_eq!(&t.rows[0][3], text);
         assert_eq!(&t.rows[0][4], "3.00");
@@ -4540,7 +4532,7 @@ mod tests {
             ..opts(&d.0, 1)
         })
         .unwrap();
-        assert_eq!(s.rows("review.csv"), Some(0));
+        assert_eq!(s.rows("product_reviews.csv"), Some(0));
         assert_eq!(s.rows("features.csv"), Some(60));
     }
 
@@ -4572,10 +4564,13 @@ mod tests {
     fn sample_dataset_shape() {
         let d = TempDir::new("sample");
         let s = write_sample_dataset(&d.0).unwrap();
-        assert_eq!(s.rows("product.csv"), Some(60));
+        assert_eq!(s.rows("products.csv"), Some(60));
         assert_eq!(s.rows("features.csv"), Some(60));
         assert_eq!(s.rows("users.csv"), Some(8));
-        assert_eq!(s.rows("review.csv"), Some(sample::SAMPLE_REVIEWS as u64));
+        assert_eq!(
+            s.rows("product_reviews.csv"),
+            Some(sample::SAMPLE_REVIEWS as u64)
+        );
         assert_eq!(
             s.rows("eval/review_labels_handwritten.csv"),
             Some(sample::HAND.len() as u64)
@@ -4583,7 +4578,7 @@ mod tests {
         assert!(s.rows("eval/review_labels.csv").unwrap() >= 200);
         assert!(s.total_bytes() < 2_000_000, "{} bytes", s.total_bytes());
 
-        let p = read(&d.0.join("product.csv"));
+        let p = read(&d.0.join("products.csv"));
         let mut per_cat: HashMap<String, usize> = HashMap::new();
         for r in &p.rows {
             *per_cat.entry(r[2].to_string()).or_default() += 1;
@@ -4596,7 +4591,7 @@ mod tests {
             .iter()
             .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap()))
             .collect();
-        let rv = read(&d.0.join("review.csv"));
+        let rv = read(&d.0.join("product_reviews.csv"));
         let labelled = rv.rows.iter().filter(|r| !r[5].is_empty()).count();
         let share = labelled as f64 / rv.rows.len() as f64;
         assert!((0.25..0.35).contains(&share), "{share}");
@@ -4616,7 +4611,7 @@ mod tests {
         for r in &hw.rows {
             assert!(texts.contains(&by_id[&r[0].parse::<u64>().unwrap()][3]));
         }
-        let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
+        let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
         assert!(raw.starts_with("\"id\",\"product_id\""));
     }
 
@@ -4624,7 +4619,7 @@ mod tests {
     #[test]
     fn shipped_sample_data_is_up_to_date() {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-        if !shipped.join("review.csv").exists() {
+        if !shipped.join("product_reviews.csv").exists() {
             eprintln!("no shipped data at {}; skipped", shipped.display());
             return;
         }

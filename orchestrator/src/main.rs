@@ -100,7 +100,7 @@ enum DataCommand {
         users: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Share of reviews whose feature_id and sentiment are filled in review.csv.
+        /// Share of reviews whose feature_id and sentiment are filled in product_reviews.csv.
         #[arg(long, default_value_t = 0.3)]
         labelled_share: f64,
     },

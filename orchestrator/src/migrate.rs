@@ -52,12 +52,15 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         .data_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.clone());
-    // Refuse an unavailable revision before doing anything at all...
+    // Refuse an earlier-layout database or an unavailable revision before
+    // doing anything at all...
     {
         let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
-        let checked = current_index(&pool)
-            .await
-            .and_then(|current| checked_path(current, target, direction));
+        let checked = async {
+            refuse_earlier_layout(&pool).await?;
+            checked_path(current_index(&pool).await?, target, direction)
+        }
+        .await;
         pool.close().await;
         checked?;
     }
@@ -112,6 +115,35 @@ pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
             ),
         },
     }
+}
+
+/// Refuses a database that this project's earlier layout built (tables
+/// `public.product` / `public.review`, `alembic_version` set): this version's
+/// revisions read and write the current tables, so running them there would
+/// half-migrate it. Called before anything is written, not even the
+/// pipeline's own tables.
+pub async fn refuse_earlier_layout(pool: &PgPool) -> anyhow::Result<()> {
+    let Some(version) = shared::db::current_revision(pool).await? else {
+        return Ok(());
+    };
+    let (older, current): (Vec<String>, bool) = sqlx::query_as(
+        "SELECT ARRAY(SELECT t FROM unnest(ARRAY['public.product', 'public.review', 'public.product_image', 'public.personalized_product_section']) AS t
+                       WHERE to_regclass(t) IS NOT NULL),
+                to_regclass('public.products') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    if older.is_empty() || current {
+        return Ok(());
+    }
+    bail!(
+        "this database was built with the earlier table layout: it has {} and alembic_version {version}, \
+         but no public.products; this version creates and reads the current layout (products, product_reviews, \
+         product_images, personalized_product_sections) and will not change this database. Either run \
+         `orchestrator downgrade base` with the earlier version of this project first, or point DATABASE_URL \
+         at a fresh database; nothing was changed",
+        older.join(", ")
+    );
 }
 
 /// The path of a command, refused if it crosses a revision this version

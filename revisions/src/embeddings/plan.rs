@@ -28,8 +28,8 @@ pub struct EmbeddingsPlanner;
 /// (no user has preferences), a missing product or review table is an error.
 fn source_tables(memory_table: &str) -> [(Source, String); 3] {
     [
-        (Source::Products, "public.product".to_string()),
-        (Source::Reviews, "public.review".to_string()),
+        (Source::Products, "public.products".to_string()),
+        (Source::Reviews, "public.product_reviews".to_string()),
         (Source::Memories, format!("public.{memory_table}")),
     ]
 }

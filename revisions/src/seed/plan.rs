@@ -13,8 +13,8 @@
 //! leaves the tables untouched and undoing it only drops staging.
 
 use super::tasks::{
-    self as seed, DowngradePayload, FinalizePayload, LoadPayload, MemoryTableState, Mode,
-    PreparePayload, SeedTask,
+    self as seed, DowngradePayload, FinalizePayload, HeaderRenames, LoadPayload,
+    MemoryTableState, Mode, PreparePayload, SeedFile, SeedTask,
 };
 use crate::revision::Planner;
 use anyhow::{bail, Context};
@@ -23,6 +23,7 @@ use shared::csv_chunks;
 use shared::plan::{typed_task, Direction, Phase, PlanContext, PlannedTask};
 use shared::store;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub struct SeedPlanner;
@@ -34,8 +35,19 @@ pub struct LoadInputs {
     pub memory_table: String,
     pub memory_dims: u32,
     pub memory_state: MemoryTableState,
-    /// `(table, absolute file, scan)` in load order ([`seed::PHASES`]).
-    pub files: Vec<(String, PathBuf, csv_chunks::Scan)>,
+    /// In load order ([`seed::PHASES`]).
+    pub files: Vec<ScannedFile>,
+}
+
+/// One seeded table's file, resolved and scanned.
+#[derive(Debug, Clone)]
+pub struct ScannedFile {
+    pub table: String,
+    /// Absolute.
+    pub file: PathBuf,
+    /// How its header differs from the table (older naming).
+    pub header: HeaderRenames,
+    pub scan: csv_chunks::Scan,
 }
 
 /// The phases of a load, from what the scans found: `prepare`, one phase
@@ -59,14 +71,12 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
     for tables in seed::PHASES {
         let mut tasks = Vec::new();
         for &table in tables {
-            let Some((_, file, scan)) = inputs.files.iter().find(|(t, _, _)| t == table) else {
+            let Some(scanned) = inputs.files.iter().find(|f| f.table == table) else {
                 continue;
             };
-            let name = file
-                .file_name()
-                .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name = seed::display_name(&scanned.file);
             let mut first_record = 1;
-            for chunk in scan.chunks.iter().copied() {
+            for chunk in scanned.scan.chunks.iter().copied() {
                 let last_record = first_record + chunk.records - 1;
                 let label = format!("{name} records {first_record}–{last_record}");
                 first_record = last_record + 1;
@@ -75,9 +85,10 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                     label,
                     &SeedTask::Load(LoadPayload {
                         table: table.to_string(),
-                        file: file.display().to_string(),
+                        file: scanned.file.display().to_string(),
+                        header: scanned.header.clone(),
                         chunk,
-                        file_bytes: scan.bytes,
+                        file_bytes: scanned.scan.bytes,
                         mode,
                         memory_table: memory_table.clone(),
                     }),
@@ -99,7 +110,11 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                 files: inputs
                     .files
                     .iter()
-                    .map(|(table, file, _)| (table.clone(), file.display().to_string()))
+                    .map(|f| SeedFile {
+                        table: f.table.clone(),
+                        file: f.file.display().to_string(),
+                        header: f.header.clone(),
+                    })
                     .collect(),
                 memory_table,
                 memory_state: inputs.memory_state,
@@ -122,11 +137,29 @@ impl SeedPlanner {
             }
         };
         let memory_state = memory_table_state(ctx.pool, &memory_table).await?;
+        let sources = resolve_files(&data_dir)?;
         let mut files = Vec::new();
+        let mut older = Vec::new();
         for table in seed::tables() {
-            let file = data_dir.join(format!("{table}.csv"));
+            let file = sources[table].clone();
             let scan = scan_file(&file, ctx.config.seed_task_rows).await?;
-            files.push((table.to_string(), file, scan));
+            let header = header_renames(table, &file, &scan.header.columns);
+            if let Some(mapped) = describe_mapping(table, &seed::display_name(&file), &header) {
+                older.push(mapped);
+            }
+            files.push(ScannedFile {
+                table: table.to_string(),
+                file,
+                header,
+                scan,
+            });
+        }
+        if !older.is_empty() {
+            eprintln!(
+                "seed: {} is (partly) in the older naming of the original; mapped {}",
+                data_dir.display(),
+                older.join("; ")
+            );
         }
         Ok(load_plan(&LoadInputs {
             mode,
@@ -232,17 +265,100 @@ fn data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(absolute)
 }
 
-async fn scan_file(file: &Path, records_per_chunk: u64) -> anyhow::Result<csv_chunks::Scan> {
-    if !file.exists() {
-        bail!(
-            "{} is missing: the seed loads one file per table ({}), all of them required",
-            file.display(),
-            seed::tables()
-                .map(|t| format!("{t}.csv"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+/// The file of every seeded table: its current name, or its older one
+/// ([`seed::OLDER_SPELLINGS`]). Decided for all tables before any is read,
+/// so a directory holding both spellings of a table, or missing one, is
+/// refused before anything is planned, let alone written.
+fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBuf>> {
+    let mut files = HashMap::new();
+    for table in seed::tables() {
+        let current = data_dir.join(seed::file_name(table));
+        let older = seed::older_spelling(table)
+            .map(|o| data_dir.join(o.file))
+            .filter(|older| *older != current);
+        let file = match (current.exists(), older) {
+            (true, Some(older)) if older.exists() => bail!(
+                "{} holds both {} and {}, two spellings of table {table} (the current and the older naming); \
+                 remove or rename one of them, nothing was loaded",
+                data_dir.display(),
+                seed::display_name(&current),
+                seed::display_name(&older)
+            ),
+            (false, Some(older)) if older.exists() => older,
+            (true, _) => current,
+            (false, _) => bail!(
+                "{} is missing: the seed loads one file per table ({}), all of them required{}",
+                current.display(),
+                seed::tables()
+                    .map(seed::file_name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                seed::older_spelling(table)
+                    .filter(|o| o.file != seed::file_name(table))
+                    .map(|o| format!(" (the older naming {} is accepted too)", o.file))
+                    .unwrap_or_default()
+            ),
+        };
+        files.insert(table, file);
     }
+    Ok(files)
+}
+
+/// The older header names a file uses, when it is in the older naming.
+fn header_renames(table: &str, file: &Path, header: &[String]) -> HeaderRenames {
+    let Some(older) = seed::older_spelling(table) else {
+        return HeaderRenames::default();
+    };
+    if seed::display_name(file) != older.file {
+        return HeaderRenames::default();
+    }
+    let has = |name: &str| header.iter().any(|h| h == name);
+    HeaderRenames {
+        renamed: older
+            .renamed
+            .iter()
+            .filter(|(older, current)| has(older) && !has(current))
+            .map(|(older, current)| (older.to_string(), current.to_string()))
+            .collect(),
+        dropped: older
+            .dropped
+            .iter()
+            .filter(|d| has(d))
+            .map(|d| d.to_string())
+            .collect(),
+    }
+}
+
+/// `review.csv → product_reviews (column review_text → review)`, or `None`
+/// for a file in the current naming.
+fn describe_mapping(table: &str, shown: &str, header: &HeaderRenames) -> Option<String> {
+    let renamed_file = shown != seed::file_name(table);
+    if !renamed_file && header.is_empty() {
+        return None;
+    }
+    let mut details: Vec<String> = header
+        .renamed
+        .iter()
+        .map(|(older, current)| format!("column {older} → {current}"))
+        .collect();
+    details.extend(
+        header
+            .dropped
+            .iter()
+            .map(|d| format!("column {d} ignored (no table column)")),
+    );
+    let mut line = if renamed_file {
+        format!("{shown} → {table}")
+    } else {
+        shown.to_string()
+    };
+    if !details.is_empty() {
+        line.push_str(&format!(" ({})", details.join(", ")));
+    }
+    Some(line)
+}
+
+async fn scan_file(file: &Path, records_per_chunk: u64) -> anyhow::Result<csv_chunks::Scan> {
     let owned = file.to_path_buf();
     tokio::task::spawn_blocking(move || csv_chunks::scan(&owned, records_per_chunk))
         .await
@@ -324,7 +440,12 @@ mod tests {
             files: seed::tables()
                 .map(|t| {
                     let records: &[u64] = if t == seed::PHASES[1][1] { &[3, 3, 1] } else { &[2] };
-                    (t.to_string(), PathBuf::from(format!("/data/{t}.csv")), scan(records))
+                    ScannedFile {
+                        table: t.to_string(),
+                        file: PathBuf::from(format!("/data/{t}.csv")),
+                        header: HeaderRenames::default(),
+                        scan: scan(records),
+                    }
                 })
                 .collect(),
         }
@@ -375,7 +496,7 @@ mod tests {
         let Ok(SeedTask::Finalize(finalize)) = typed_task(&task.kind, &task.payload) else {
             panic!("finalize reads back as SeedTask::Finalize");
         };
-        let tables: Vec<&str> = finalize.files.iter().map(|(t, _)| t.as_str()).collect();
+        let tables: Vec<&str> = finalize.files.iter().map(|f| f.table.as_str()).collect();
         assert_eq!(tables, seed::tables().collect::<Vec<_>>());
         assert_eq!(finalize.mode, Mode::Fresh);
     }
@@ -383,8 +504,8 @@ mod tests {
     #[test]
     fn the_truncate_list_names_the_dependents_first_then_reverse_load_order() {
         let list = seed::tables_to_empty();
-        assert_eq!(list.len(), seed::DEPENDENT_TABLES.len() + seed::tables().count());
-        assert_eq!(list[0], format!("public.{}", seed::DEPENDENT_TABLES[0]));
+        assert_eq!(list.len(), seed::DEPENDENTS.len() + seed::tables().count());
+        assert_eq!(list[0], format!("public.{}", seed::DEPENDENTS[0]));
         assert_eq!(list.last().unwrap(), &format!("public.{}", seed::PHASES[0][0]));
     }
 }
