@@ -127,7 +127,7 @@ async fn tables_and_index_have_the_design_layout_and_one_vector_per_row() {
     let output = env.orchestrator(&["upgrade", EMBEDDINGS]).await;
     assert_success(&output);
 
-    // Layout of DESIGN.md: id bigint identity PK, text varchar not null,
+    // Layout of README.md ("Embeddings"): id bigint identity PK, text varchar not null,
     // metadata_ jsonb, node_id varchar, embedding vector(dims).
     for table in ["data_product_embeddings", "data_review_embeddings"] {
         let columns: Vec<(String, String, bool, String)> = sqlx::query_as(
