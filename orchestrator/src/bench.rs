@@ -64,21 +64,12 @@ pub async fn runtime(
         return Err(e);
     }
 
-    let (median_ms, p99_ms, max_ms): (f64, f64, f64) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
-           FROM (SELECT (extract(epoch FROM finished_at - queued_at) * 1000)::float8 AS ms
-                   FROM pipeline.tasks WHERE revision_run_id = $1) t",
-    )
-    .bind(revision_run_id)
-    .fetch_one(&driver.pool)
-    .await?;
+    let (median_ms, p99_ms, max_ms) =
+        shared::store::completion_latency_ms(&driver.pool, revision_run_id).await?;
     if !work.mark {
         // Twenty thousand no-op rows are no history worth keeping; marked
         // runs are kept as the evidence their marks point to.
-        sqlx::query("DELETE FROM pipeline.revision_runs WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&driver.pool)
-            .await?;
+        shared::store::delete_revision_run(&driver.pool, revision_run_id).await?;
     }
     driver.finish(Ok(())).await;
     println!("runtime benchmark: {tasks} no-op tasks, {workers} worker process(es)");

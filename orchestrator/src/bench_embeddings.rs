@@ -339,8 +339,14 @@ async fn scaling_run(
             data_dir: config.data_dir.clone(),
         };
         let phases = revisions::embeddings::REVISION.plan(&ctx).await?;
-        let phase_count = if with_index { phases.len() } else { phases.len() - 1 };
-        let revision_run_id = driver.store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count]).await?;
+        let phase_count = if with_index {
+            phases.len()
+        } else {
+            phases.len() - 1
+        };
+        let revision_run_id = driver
+            .store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count])
+            .await?;
         let mut times = Vec::new();
         for (i, phase) in phases[..phase_count].iter().enumerate() {
             let started = Instant::now();
@@ -348,20 +354,9 @@ async fn scaling_run(
             driver.run_phase(revision_run_id, i as i32, &title).await?;
             times.push(started.elapsed());
         }
-        let rows_of = |phase: i32| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT coalesce(sum(rows_done), 0)::bigint FROM pipeline.tasks WHERE revision_run_id = $1 AND phase = $2",
-            )
-            .bind(revision_run_id)
-            .bind(phase)
-            .fetch_one(&pool)
-        };
-        let rows = rows_of(1).await?;
-        let indexed = rows_of(2).await?;
-        sqlx::query("DELETE FROM pipeline.revision_runs WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&pool)
-            .await?;
+        let rows = shared::store::phase_rows_done(&pool, revision_run_id, 1).await?;
+        let indexed = shared::store::phase_rows_done(&pool, revision_run_id, 2).await?;
+        shared::store::delete_revision_run(&pool, revision_run_id).await?;
         anyhow::Ok(ScalingRun {
             workers: count,
             rows,

@@ -572,6 +572,22 @@ pub async fn phase_rows_done(
     Ok(phase_counts(pool, revision_run_id, phase).await?.rows_done)
 }
 
+/// Time from publish to completion of a revision run's tasks, in
+/// milliseconds: `(median, 99th percentile, max)` (`bench runtime`).
+pub async fn completion_latency_ms(
+    pool: &PgPool,
+    revision_run_id: i64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    Ok(sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
+           FROM (SELECT (extract(epoch FROM finished_at - queued_at) * 1000)::float8 AS ms
+                   FROM pipeline.tasks WHERE revision_run_id = $1) t",
+    )
+    .bind(revision_run_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Per phase, role and state: how many tasks and rows (`status`).
 pub async fn task_summary(
     pool: &PgPool,
