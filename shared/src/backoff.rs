@@ -298,7 +298,7 @@ mod tests {
         )
         .await;
         assert_eq!(result, Ok(3));
-        assert_eq!(slept, [MS, 40 * MS]);
+        assert_eq!(slept, [MS, 40 * MS, MS]);
     }
 
     #[tokio::test]
