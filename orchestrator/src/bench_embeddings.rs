@@ -4,7 +4,7 @@
 //!
 //! 1. the local model's throughput (texts/s, batch, threads) on the sample
 //!    reviews (`DATA_DIR/review.csv`);
-//! 2. with the in-process OpenAI-compatible fake ([`crate::fake_openai`],
+//! 2. with the in-process OpenAI-compatible fake ([`testkit::fake_openai`],
 //!    fixed delay per request, random 1536-dimension vectors): embeddings
 //!    per second of the embed phase with 1, 2 and 4 local worker processes
 //!    on a generated data set (default 100,000 reviews, seeded by the seed
@@ -19,7 +19,6 @@
 
 use crate::datagen;
 use crate::driver::{self, RunOptions};
-use crate::fake_openai::{FakeOpenAi, FakeOptions};
 use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use crate::plan::{Direction, PlanContext};
@@ -31,6 +30,7 @@ use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use workers::revisions::embeddings::sources::node_id;
 use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
 use workers::revisions::embeddings::{EmbeddingTable, Source};
