@@ -9,7 +9,6 @@ pub mod bench_embeddings;
 pub mod bench_seed;
 pub mod datagen;
 pub mod driver;
-pub mod fake_openai;
 pub mod inspect;
 pub mod local_workers;
 pub mod lock;

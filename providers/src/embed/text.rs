@@ -1,4 +1,4 @@
-//! The texts that get embedded, built from the source rows as DATA-FORMAT.md
+//! The texts that get embedded, built from the source rows as README.md ("Embeddings")
 //! says, and the content hash that decides whether a row needs embedding
 //! again.
 //!
