@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use embedding::local::{LocalModel, Spread, DEFAULT_SUB_BATCH};
+use providers::embed::local::{LocalModel, Spread, DEFAULT_SUB_BATCH};
 
 use crate::AnalysisError;
 
@@ -29,7 +29,7 @@ impl SentenceEncoder {
 
     /// Says what is missing from `dir`, and how to get it, if anything is.
     pub fn check_dir(dir: &Path) -> Result<(), AnalysisError> {
-        embedding::local::check_model_dir(dir).map_err(|e| AnalysisError::Model(e.to_string()))
+        providers::embed::local::check_model_dir(dir).map_err(|e| AnalysisError::Model(e.to_string()))
     }
 
     /// One vector per text, in input order (blocking: run it off an async runtime).
@@ -52,6 +52,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// User + system CPU seconds of this process so far (Linux), for benchmarks.
-pub use embedding::bench::process_cpu_seconds;
+pub use providers::embed::bench::process_cpu_seconds;
 /// The model's thread count for a configured one (0: every core).
-pub use embedding::local::resolve_threads;
+pub use providers::embed::local::resolve_threads;

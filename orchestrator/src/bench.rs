@@ -11,16 +11,9 @@ use shared::catalogue::{Role, BENCH_NOOP};
 use shared::Config;
 use std::time::{Duration, Instant};
 
+use revisions::noop::NoopTask;
 /// What the no-op tasks of a runtime benchmark do.
-#[derive(Debug, Clone, Default)]
-pub struct NoopWork {
-    /// Simulated work per task.
-    pub sleep_ms: u64,
-    /// Write a row per task into `pipeline.noop_marks` (see the worker's `noop`).
-    pub mark: bool,
-    /// Attempts each task fails on purpose before it succeeds.
-    pub fail_attempts: i32,
-}
+pub use revisions::noop::NoopWork;
 
 /// With `workers == 0` no local worker is started: workers started
 /// elsewhere (or by a test) do the work.
@@ -50,16 +43,10 @@ pub async fn runtime(
     let roles = Role::ALL;
     let planned: Vec<PlannedTask> = (0..tasks)
         .map(|i| {
-            let payload = serde_json::json!({
-                "sleep_ms": work.sleep_ms,
-                "mark": work.mark,
-                "fail_attempts": work.fail_attempts,
-            });
             PlannedTask::new(
                 roles[i % roles.len()],
-                "noop",
                 format!("no-op {i}"),
-                payload,
+                &NoopTask::Noop(work.clone()),
             )
         })
         .collect();
@@ -77,21 +64,12 @@ pub async fn runtime(
         return Err(e);
     }
 
-    let (median_ms, p99_ms, max_ms): (f64, f64, f64) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
-           FROM (SELECT (extract(epoch FROM finished_at - queued_at) * 1000)::float8 AS ms
-                   FROM pipeline.tasks WHERE revision_run_id = $1) t",
-    )
-    .bind(revision_run_id)
-    .fetch_one(&driver.pool)
-    .await?;
+    let (median_ms, p99_ms, max_ms) =
+        shared::store::completion_latency_ms(&driver.pool, revision_run_id).await?;
     if !work.mark {
         // Twenty thousand no-op rows are no history worth keeping; marked
         // runs are kept as the evidence their marks point to.
-        sqlx::query("DELETE FROM pipeline.revision_runs WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&driver.pool)
-            .await?;
+        shared::store::delete_revision_run(&driver.pool, revision_run_id).await?;
     }
     driver.finish(Ok(())).await;
     println!("runtime benchmark: {tasks} no-op tasks, {workers} worker process(es)");

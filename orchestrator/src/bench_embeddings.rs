@@ -4,13 +4,13 @@
 //!
 //! 1. the local model's throughput (texts/s, batch, threads) on the sample
 //!    reviews (`DATA_DIR/product_reviews.csv`);
-//! 2. with the in-process OpenAI-compatible fake ([`crate::fake_openai`],
+//! 2. with the in-process OpenAI-compatible fake ([`testkit::fake_openai`],
 //!    fixed delay per request, random 1536-dimension vectors): embeddings
 //!    per second of the embed phase with 1, 2 and 4 local worker processes
 //!    on a generated data set (default 100,000 reviews, seeded by the seed
 //!    revision), and the time of the final phase (prune + hnsw build);
 //! 3. with a zero-delay fake: the embed task's write path (binary COPY of
-//!    new rows in the task's transaction, [`workers::revisions::embeddings::write`])
+//!    new rows in the task's transaction, [`revisions::embeddings::write`])
 //!    against a raw binary COPY of the same rows into a table of the same
 //!    layout, chunk by chunk, interleaved in the same run.
 //!
@@ -19,21 +19,19 @@
 
 use crate::datagen;
 use crate::driver::{self, RunOptions};
-use crate::fake_openai::{FakeOpenAi, FakeOptions};
 use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use crate::plan::{Direction, PlanContext};
-use crate::revisions::embeddings::EmbeddingsPlanner;
-use crate::revisions::Planner;
 use anyhow::Context;
+use revisions::embeddings::sources::node_id;
+use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
+use revisions::embeddings::{EmbeddingTable, Source};
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
-use workers::revisions::embeddings::sources::node_id;
-use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
-use workers::revisions::embeddings::{EmbeddingTable, Source};
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddingsBench {
@@ -98,10 +96,10 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     bench_config.queue_prefix = format!("bench-embeddings-{tag}");
     bench_config.data_dir = data_dir.clone();
     bench_config.memory_dims = bench.dims as u32;
+    bench_config.openai.base_url = server.base_url();
+    bench_config.openai.api_key = Secret::new("sk-fake");
     let e = &mut bench_config.embedding;
     e.provider = EmbeddingProvider::OpenAi;
-    e.openai_base_url = server.base_url();
-    e.openai_api_key = Secret::new("sk-fake");
     e.model = "text-embedding-3-small".into();
     e.dimensions = Some(bench.dims as u32);
     e.request_batch_size = bench.batch;
@@ -118,7 +116,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 async fn local_model(config: &Config) {
     let path = config
         .data_dir
-        .join(shared::seed::file_name("product_reviews"));
+        .join(revisions::seed::tasks::file_name("product_reviews"));
     let texts = match read_review_texts(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -128,7 +126,7 @@ async fn local_model(config: &Config) {
     };
     let mut settings = config.embedding.clone();
     settings.provider = EmbeddingProvider::Local;
-    match embedding::bench_local(&settings, &texts).await {
+    match providers::embed::bench_local(&settings, &texts).await {
         Ok(report) => {
             println!(
                 "local model on the {} sample reviews of {}:",
@@ -172,8 +170,8 @@ fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
         ("DATA_DIR", config.data_dir.display().to_string()),
         ("MEM0_EMBEDDING_MODEL_DIMS", config.memory_dims.to_string()),
         ("EMBEDDING_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", e.openai_base_url.clone()),
-        ("OPENAI_API_KEY", e.openai_api_key.expose().to_string()),
+        ("OPENAI_BASE_URL", config.openai.base_url.clone()),
+        ("OPENAI_API_KEY", config.openai.api_key.expose().to_string()),
         ("EMBEDDING_MODEL", e.model.clone()),
         (
             "EMBEDDING_DIMENSIONS",
@@ -340,9 +338,15 @@ async fn scaling_run(
             direction: Direction::Upgrade,
             data_dir: config.data_dir.clone(),
         };
-        let phases = EmbeddingsPlanner.plan(&ctx).await?;
-        let phase_count = if with_index { phases.len() } else { phases.len() - 1 };
-        let revision_run_id = driver.store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count]).await?;
+        let phases = revisions::embeddings::REVISION.plan(&ctx).await?;
+        let phase_count = if with_index {
+            phases.len()
+        } else {
+            phases.len() - 1
+        };
+        let revision_run_id = driver
+            .store_adhoc(catalogue::EMBEDDINGS, &phases[..phase_count])
+            .await?;
         let mut times = Vec::new();
         for (i, phase) in phases[..phase_count].iter().enumerate() {
             let started = Instant::now();
@@ -350,20 +354,9 @@ async fn scaling_run(
             driver.run_phase(revision_run_id, i as i32, &title).await?;
             times.push(started.elapsed());
         }
-        let rows_of = |phase: i32| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT coalesce(sum(rows_done), 0)::bigint FROM pipeline.tasks WHERE revision_run_id = $1 AND phase = $2",
-            )
-            .bind(revision_run_id)
-            .bind(phase)
-            .fetch_one(&pool)
-        };
-        let rows = rows_of(1).await?;
-        let indexed = rows_of(2).await?;
-        sqlx::query("DELETE FROM pipeline.revision_runs WHERE id = $1")
-            .bind(revision_run_id)
-            .execute(&pool)
-            .await?;
+        let rows = shared::store::phase_rows_done(&pool, revision_run_id, 1).await?;
+        let indexed = shared::store::phase_rows_done(&pool, revision_run_id, 2).await?;
+        shared::store::delete_revision_run(&pool, revision_run_id).await?;
         anyhow::Ok(ScalingRun {
             workers: count,
             rows,
@@ -393,11 +386,11 @@ async fn write_path(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<
         record_texts: false,
     })
     .await?;
-    let mut settings = config.embedding.clone();
-    settings.openai_base_url = server.base_url();
-    settings.request_batch_size = 256;
-    settings.requests_in_flight = 4;
-    let embedder = embedding::from_config(&settings)?;
+    let mut settings = config.clone();
+    settings.openai.base_url = server.base_url();
+    settings.embedding.request_batch_size = 256;
+    settings.embedding.requests_in_flight = 4;
+    let embedder = providers::embed::from_config(&settings)?;
     let mut conn = PgConnection::connect(config.database_url.expose()).await?;
     let path_table = EmbeddingTable::named("data_bench_write_path", Source::Reviews);
     let raw_table = EmbeddingTable::named("data_bench_raw_copy", Source::Reviews);

@@ -1,17 +1,20 @@
 //! The orchestrator: plans revisions into tasks, publishes them, waits for
 //! the workers, and records what the database now holds. `main.rs` only
-//! parses arguments; each command lives in its own module.
+//! parses arguments and reports; moving the database is [`migrate::run`],
+//! the plans come from the `revisions` crate's registry, and each other
+//! command lives in its own module.
 
 pub mod bench;
 pub mod bench_embeddings;
 pub mod bench_seed;
 pub mod datagen;
 pub mod driver;
-pub mod fake_openai;
 pub mod inspect;
 pub mod local_workers;
 pub mod lock;
-pub mod plan;
+pub mod migrate;
 pub mod progress;
-pub mod revisions;
 pub mod search;
+
+/// The plan types, where the benchmarks look for them.
+pub use shared::plan;

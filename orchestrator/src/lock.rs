@@ -2,6 +2,7 @@
 //! connection of its own for the whole command. If the orchestrator dies,
 //! the server drops the connection and the lock with it.
 
+use shared::backoff::{Backoff, Verdict};
 use shared::db::RUN_LOCK;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, PgPool};
@@ -65,28 +66,24 @@ impl RunLock {
         tracing::warn!(
             "lost the run lock's database connection; reconnecting to take the lock again"
         );
-        let started = std::time::Instant::now();
-        let mut delay = Duration::from_millis(250);
-        loop {
-            match connect(&self.url).await {
-                Ok(mut conn) => {
-                    let got = try_lock(&mut conn).await?;
-                    anyhow::ensure!(
-                        got,
-                        "lost the run lock while the database connection was down, and another run holds it now; stopping"
-                    );
-                    self.conn = conn;
-                    tracing::info!("run lock taken again");
-                    return Ok(());
-                }
-                Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                    tracing::warn!("database unreachable ({e}); retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e.context("the database stayed unreachable for a minute")),
-            }
-        }
+        let policy = Backoff::new(Duration::from_millis(250), Duration::from_secs(5))
+            .with_patience(Duration::from_secs(60));
+        let mut conn = shared::backoff::retry(
+            policy,
+            || connect(&self.url),
+            |_| Verdict::Retry,
+            |e, delay| tracing::warn!("database unreachable ({e}); retrying in {delay:?}"),
+        )
+        .await
+        .map_err(|e| e.context("the database stayed unreachable for a minute"))?;
+        let got = try_lock(&mut conn).await?;
+        anyhow::ensure!(
+            got,
+            "lost the run lock while the database connection was down, and another run holds it now; stopping"
+        );
+        self.conn = conn;
+        tracing::info!("run lock taken again");
+        Ok(())
     }
 
     pub async fn release(mut self) {
@@ -113,16 +110,11 @@ async fn connect(url: &str) -> anyhow::Result<PgConnection> {
 }
 
 async fn describe_holder(pool: &PgPool) -> String {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, command, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') || ' by ' || requested_by
-           FROM pipeline.runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await
-    .ok()
-    .flatten();
-    match row {
-        Some((id, command, when)) => format!("run #{id} `{command}` started {when}"),
+    match shared::store::running_run(pool).await.ok().flatten() {
+        Some(run) => format!(
+            "run #{} `{}` started {} by {}",
+            run.id, run.command, run.started, run.requested_by
+        ),
         None => "a run in progress".to_string(),
     }
 }

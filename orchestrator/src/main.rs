@@ -1,10 +1,7 @@
 use clap::{Parser, Subcommand};
-use orchestrator::driver::{self, RunOptions};
-use orchestrator::local_workers::LocalWorkers;
-use orchestrator::lock::WaitPolicy;
-use orchestrator::plan::Direction;
+use orchestrator::migrate;
 use orchestrator::{bench, bench_embeddings, bench_seed, datagen, inspect, search};
-use shared::catalogue;
+use shared::plan::Direction;
 use shared::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -323,104 +320,35 @@ async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     shared::db::connect(config, 2, Duration::from_secs(30)).await
 }
 
+/// Moves the database ([`migrate::run`]) and reports what happened.
 async fn migrate(
     config: &Config,
     target: &str,
     direction: Direction,
     args: RunArgs,
 ) -> anyhow::Result<()> {
-    let target = catalogue::resolve(target).map_err(anyhow::Error::msg)?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.clone());
-    let options = RunOptions {
-        command: format!("{} {}", direction.as_str(), target_name(target)),
-        wait: if args.no_wait {
-            WaitPolicy::NoWait
-        } else {
-            WaitPolicy::Wait
-        },
-        data_dir: data_dir.clone(),
+    let request = migrate::Request {
+        direction,
+        target: target.to_string(),
+        no_wait: args.no_wait,
+        with_workers: args.with_workers,
+        worker_concurrency: args.worker_concurrency,
+        data_dir: args.data_dir,
     };
-    // Refuse an earlier-layout database or an unavailable revision before
-    // doing anything at all...
-    {
-        let pool = connect(config).await?;
-        driver::refuse_earlier_layout(&pool).await?;
-        let current = driver::current_index(&pool).await?;
-        driver::check_available(&path_for(current, target, direction)?)?;
-        pool.close().await;
-    }
-    let mut driver = driver::start(config, &options).await?;
-    let outcome = async {
-        // ...and look again under the run lock: another run may have moved the database.
-        let current = driver::current_index(&driver.pool).await?;
-        let path = path_for(current, target, direction)?;
-        driver::check_available(&path)?;
-        if path.is_empty() {
-            eprintln!(
-                "nothing to do: the database is already at {}",
-                current.map_or("base", |i| catalogue::REVISIONS[i].id)
-            );
-            return Ok(());
-        }
-        let workers = match args.with_workers {
-            Some(n) if n > 0 => Some(LocalWorkers::start(n, args.worker_concurrency)?),
-            _ => None,
-        };
-        let started = std::time::Instant::now();
-        let result = driver.run_path(&path, direction, &data_dir).await;
-        if let Some(workers) = workers {
-            workers.stop(Duration::from_secs(60)).await;
-        }
-        result?;
+    let summary = migrate::run(config, &request).await?;
+    if summary.revisions.is_empty() {
+        eprintln!(
+            "nothing to do: the database is already at {}",
+            summary.started_at.unwrap_or("base")
+        );
+    } else {
         eprintln!(
             "{} to {} finished in {:.1}s ({} revision(s))",
-            direction.as_str(),
-            target_name(target),
-            started.elapsed().as_secs_f64(),
-            path.len()
+            summary.direction.as_str(),
+            summary.target,
+            summary.elapsed.as_secs_f64(),
+            summary.revisions.len()
         );
-        anyhow::Ok(())
     }
-    .await;
-    driver.finish(outcome.as_ref().map(|_| ())).await;
-    outcome
-}
-
-/// The revisions a command runs: the path between two revisions for
-/// upgrade and downgrade; for a re-run, the one revision, which must be
-/// applied.
-fn path_for(
-    current: Option<usize>,
-    target: catalogue::Target,
-    direction: Direction,
-) -> anyhow::Result<Vec<&'static catalogue::Revision>> {
-    match (direction, target) {
-        (Direction::Rerun, catalogue::Target::Revision(i)) => {
-            let revision = &catalogue::REVISIONS[i];
-            if current.is_none_or(|c| c < i) {
-                anyhow::bail!(
-                    "revision {} ({}) is not applied (the database is at {}); run `orchestrator upgrade {}` first",
-                    revision.id,
-                    revision.name,
-                    current.map_or("base", |c| catalogue::REVISIONS[c].id),
-                    revision.id
-                );
-            }
-            Ok(vec![revision])
-        }
-        (Direction::Rerun, catalogue::Target::Base) => {
-            anyhow::bail!("base is not a revision: name the revision to re-run")
-        }
-        _ => driver::path(current, target, direction),
-    }
-}
-
-fn target_name(target: catalogue::Target) -> &'static str {
-    match target {
-        catalogue::Target::Base => "base",
-        catalogue::Target::Revision(i) => catalogue::REVISIONS[i].id,
-    }
+    Ok(())
 }

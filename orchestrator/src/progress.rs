@@ -5,24 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-/// Task counts of one phase, by state.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PhaseCounts {
-    pub total: i64,
-    pub pending: i64,
-    pub queued: i64,
-    pub running: i64,
-    pub retrying: i64,
-    pub done: i64,
-    pub failed: i64,
-    pub rows_done: i64,
-}
-
-impl PhaseCounts {
-    pub fn in_flight(&self) -> i64 {
-        self.pending + self.queued + self.running + self.retrying
-    }
-}
+use shared::store::PhaseCounts;
 
 pub struct PhaseProgress {
     title: String,

@@ -1,10 +1,11 @@
-//! The revision catalogue: the five revisions of the original Alembic chain,
-//! in order, with the ids Alembic uses so that `alembic_version` means the
-//! same thing to both tools.
+//! The revision catalogue: the six revisions of the current original Alembic
+//! chain, in order, with the ids Alembic uses so that `alembic_version`
+//! means the same thing to both tools, and `history` can list revisions this
+//! version does not run yet.
 //!
-//! A revision is `available` when this version ships both its planner (in
-//! the orchestrator) and its executor (in the workers); `upgrade` refuses to
-//! start a path that crosses an unavailable revision.
+//! Which of them this version can run is not said here: a revision is
+//! available when it is registered in `revisions/src/registry.rs`, and
+//! `upgrade` refuses to start a path that crosses one that is not.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -55,9 +56,9 @@ pub struct Revision {
     pub name: &'static str,
     /// What it does, in one line (`history`).
     pub summary: &'static str,
-    pub available: bool,
 }
 
+pub const EXTENSIONS: &str = "7a35c0d9d159";
 pub const SCHEMA: &str = "1b33292593a9";
 pub const SEED: &str = "ef85393336cb";
 pub const EMBEDDINGS: &str = "cc30da9b96c1";
@@ -68,36 +69,36 @@ pub const GRAPH: &str = "f41ba96cab17";
 /// runtime`, which measure the pipeline's own overhead.
 pub const BENCH_NOOP: &str = "bench-noop";
 
-pub const REVISIONS: [Revision; 5] = [
+pub const REVISIONS: [Revision; 6] = [
+    Revision {
+        id: EXTENSIONS,
+        name: "extensions",
+        summary: "the vector and age extensions (and pg_diskann where the server has it)",
+    },
     Revision {
         id: SCHEMA,
         name: "schema",
         summary: "tables, enum, foreign keys and indexes of the application",
-        available: true,
     },
     Revision {
         id: SEED,
         name: "seed",
         summary: "load the CSV files of the data directory; preferences become memories",
-        available: true,
     },
     Revision {
         id: EMBEDDINGS,
         name: "embeddings",
         summary: "vectors for products, reviews and memories, with an ANN index",
-        available: true,
     },
     Revision {
         id: ENRICHMENT,
         name: "enrichment",
         summary: "feature and sentiment of each review, by AI",
-        available: false,
     },
     Revision {
         id: GRAPH,
         name: "graph",
         summary: "Apache AGE graph of products, reviews and features",
-        available: false,
     },
 ];
 
@@ -111,14 +112,15 @@ pub fn find(id: &str) -> Option<&'static Revision> {
 }
 
 /// Resolves what a user typed: a full id, `head`, `base`, `latest` (the last
-/// revision this version can run), a unique id prefix of at least 4
-/// characters, or a revision name.
-pub fn resolve(target: &str) -> Result<Target, String> {
+/// revision of the unbroken run from the start of the chain that `runnable`
+/// accepts, i.e. the last one this version can reach), a unique id prefix of
+/// at least 4 characters, or a revision name.
+pub fn resolve(target: &str, runnable: impl Fn(&str) -> bool) -> Result<Target, String> {
     match target {
         "head" => return Ok(Target::Revision(REVISIONS.len() - 1)),
         "base" => return Ok(Target::Base),
         "latest" => {
-            let available = REVISIONS.iter().take_while(|r| r.available).count();
+            let available = REVISIONS.iter().take_while(|r| runnable(r.id)).count();
             return Ok(match available {
                 0 => Target::Base,
                 n => Target::Revision(n - 1),
@@ -174,13 +176,26 @@ mod tests {
 
     #[test]
     fn targets_resolve_by_id_prefix_name_head_and_base() {
-        assert_eq!(resolve("head"), Ok(Target::Revision(4)));
-        assert_eq!(resolve("base"), Ok(Target::Base));
-        assert_eq!(resolve("1b33292593a9"), Ok(Target::Revision(0)));
-        assert_eq!(resolve("ef85"), Ok(Target::Revision(1)));
-        assert_eq!(resolve("graph"), Ok(Target::Revision(4)));
-        let latest = REVISIONS.iter().take_while(|r| r.available).count();
-        assert_eq!(resolve("latest"), Ok(Target::Revision(latest - 1)));
-        assert!(resolve("zzzz").unwrap_err().contains("unknown revision"));
+        let all = |_: &str| true;
+        assert_eq!(resolve("head", all), Ok(Target::Revision(5)));
+        assert_eq!(resolve("base", all), Ok(Target::Base));
+        assert_eq!(resolve("7a35c0d9d159", all), Ok(Target::Revision(0)));
+        assert_eq!(resolve("extensions", all), Ok(Target::Revision(0)));
+        assert_eq!(resolve("1b33292593a9", all), Ok(Target::Revision(1)));
+        assert_eq!(resolve("ef85", all), Ok(Target::Revision(2)));
+        assert_eq!(resolve("graph", all), Ok(Target::Revision(5)));
+        assert!(resolve("zzzz", all)
+            .unwrap_err()
+            .contains("unknown revision"));
+        assert!(resolve("ef8", all).is_err(), "a prefix needs 4 characters");
+    }
+
+    #[test]
+    fn latest_is_the_last_runnable_revision_before_the_first_gap() {
+        let first_four = |id: &str| position(id).is_some_and(|i| i < 4);
+        assert_eq!(resolve("latest", first_four), Ok(Target::Revision(3)));
+        let with_a_gap = |id: &str| id != SCHEMA;
+        assert_eq!(resolve("latest", with_a_gap), Ok(Target::Revision(0)));
+        assert_eq!(resolve("latest", |_: &str| false), Ok(Target::Base));
     }
 }

@@ -1,14 +1,20 @@
-//! The contract between the orchestrator and the workers: configuration,
-//! the revision catalogue, task messages, and the database and queue helpers
-//! both sides use. No role-specific logic lives here.
+//! The contract between the orchestrator, the workers and the revisions:
+//! configuration, the revision catalogue, plans and task messages, the
+//! execution context an executor gets ([`exec`]), the one owner of the
+//! pipeline tables ([`store`]), and the database and queue helpers. No
+//! role-specific logic lives here. See `ARCHITECTURE.md` for who depends on
+//! whom.
 
+pub mod backoff;
 pub mod catalogue;
 pub mod config;
 pub mod csv_chunks;
 pub mod db;
+pub mod exec;
 pub mod logging;
+pub mod plan;
 pub mod queue;
-pub mod seed;
+pub mod store;
 pub mod task;
 
 pub use catalogue::Role;

@@ -49,21 +49,6 @@ impl TaskMessage {
     }
 }
 
-/// States of a task row (`pipeline.tasks.status`).
-pub mod status {
-    /// Planned, not yet published.
-    pub const PENDING: &str = "pending";
-    /// Published to its role's queue.
-    pub const QUEUED: &str = "queued";
-    /// Claimed by a worker, which holds the task's advisory lock.
-    pub const RUNNING: &str = "running";
-    /// Failed an attempt; waiting in a delay queue for the next.
-    pub const RETRYING: &str = "retrying";
-    pub const DONE: &str = "done";
-    /// Used all its attempts; its message is in the dead-letter queue.
-    pub const FAILED: &str = "failed";
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

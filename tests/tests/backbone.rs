@@ -3,12 +3,12 @@
 //! the run lock, broker reconnection, poison messages, and continuing a
 //! database that Alembic started.
 
-use integration_tests::{amqp_url, assert_success, text, TestEnv};
 use nix::sys::signal::Signal;
 use shared::catalogue::Role;
 use shared::queue::Topology;
 use shared::task::TaskMessage;
 use std::time::Duration;
+use testkit::{amqp_url, assert_success, text, TestEnv};
 
 const SCHEMA: &str = "1b33292593a9";
 
@@ -125,7 +125,9 @@ async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
     let env = TestEnv::new("unavailable").await;
-    let unavailable = shared::catalogue::REVISIONS.iter().find(|r| !r.available);
+    let unavailable = shared::catalogue::REVISIONS
+        .iter()
+        .find(|r| !revisions::registry::is_registered(r.id));
     let Some(unavailable) = unavailable else {
         // Every revision ships: nothing to refuse.
         env.cleanup().await;
@@ -377,11 +379,22 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     let stderr = String::from_utf8_lossy(&waiting.stderr);
     assert!(stderr.contains("waiting"), "{stderr}");
     assert!(stderr.contains("nothing to do"), "{stderr}");
-    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM pipeline.tasks")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(tasks, 1, "the second upgrade planned nothing");
+    // One task each for the two revisions on the path (extensions, schema),
+    // all planned by the first upgrade.
+    let tasks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT revision, count(*) FROM pipeline.tasks GROUP BY revision ORDER BY revision",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tasks,
+        [
+            ("1b33292593a9".to_string(), 1),
+            ("7a35c0d9d159".to_string(), 1)
+        ],
+        "the second upgrade planned nothing"
+    );
     env.cleanup().await;
 }
 
@@ -485,7 +498,7 @@ async fn poison_messages_end_in_the_dead_letter_queue_without_looping() {
 async fn a_database_that_alembic_started_is_continued() {
     let mut env = TestEnv::new("alembic_started").await;
     // What the original leaves: its schema and alembic_version at 1b33292593a9.
-    sqlx::raw_sql(include_str!("../../workers/sql/1b33292593a9.upgrade.sql"))
+    sqlx::raw_sql(revisions::schema::UPGRADE_SQL)
         .execute(&env.pool)
         .await
         .unwrap();

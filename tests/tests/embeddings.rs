@@ -3,13 +3,13 @@
 //! and queue prefix of each test's own, the sample data set seeded first.
 //!
 //! Most tests point the workers at an OpenAI-compatible fake served by the
-//! test itself (`orchestrator::fake_openai`), which counts every input that
+//! test itself (`testkit::fake_openai`), which counts every input that
 //! reaches the "provider"; the search test uses the local model.
 
-use integration_tests::{assert_success, text, TestEnv};
 use nix::sys::signal::Signal;
-use orchestrator::fake_openai::{FakeOpenAi, FakeOptions};
 use std::time::Duration;
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use testkit::{assert_success, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const EMBEDDINGS: &str = "cc30da9b96c1";
@@ -127,7 +127,7 @@ async fn tables_and_index_have_the_design_layout_and_one_vector_per_row() {
     let output = env.orchestrator(&["upgrade", EMBEDDINGS]).await;
     assert_success(&output);
 
-    // Layout of DESIGN.md: id bigint identity PK, text varchar not null,
+    // Layout of README.md ("Embeddings"): id bigint identity PK, text varchar not null,
     // metadata_ jsonb, node_id varchar, embedding vector(dims).
     for table in ["data_product_embeddings", "data_review_embeddings"] {
         let columns: Vec<(String, String, bool, String)> = sqlx::query_as(
@@ -578,5 +578,78 @@ async fn upgrade_again_after_a_failure_resumes_and_redoes_only_the_failed_task()
     .await
     .unwrap();
     assert_eq!(done_after, done_before);
+    env.cleanup().await;
+}
+
+/// What the current Alembic chain leaves after its base revision: the
+/// extensions, and `alembic_version` at 7a35c0d9d159.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_stamped_at_the_extensions_base_is_continued_and_downgrade_base_keeps_them() {
+    const EXTENSIONS: &str = "7a35c0d9d159";
+    let server = fake(0).await;
+    let mut env = TestEnv::new("stamped_base").await;
+    use_fake(&mut env, &server);
+    sqlx::raw_sql(
+        "CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS age;
+         CREATE TABLE alembic_version (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+         INSERT INTO alembic_version VALUES ('7a35c0d9d159');",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let current = env.orchestrator(&["current"]).await;
+    assert_success(&current);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        format!("{EXTENSIONS} (extensions)")
+    );
+    env.start_worker(&["--role", "all"]);
+
+    let up = env.orchestrator(&["upgrade", EMBEDDINGS]).await;
+    assert_success(&up);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        !stderr.contains(&format!("upgrade {EXTENSIONS}")),
+        "the stamped base revision is not run again:\n{stderr}"
+    );
+    assert!(stderr.contains("(3 revision(s))"), "{stderr}");
+    let head: String = sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(head, EMBEDDINGS);
+    let (products, reviews, memories) = source_counts(&env).await;
+    assert!(products > 0 && reviews > 0 && memories > 0);
+    assert_exact_counts(&env).await;
+
+    let down = env.orchestrator(&["downgrade", "base"]).await;
+    assert_success(&down);
+    let left: Option<String> = sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, None, "downgrade base empties alembic_version");
+    let tables: i64 = scalar_i64(
+        &env,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'",
+    )
+    .await;
+    assert_eq!(tables, 0, "downgrade base drops every application table");
+    let extensions: Vec<String> = sqlx::query_scalar(
+        "SELECT extname::text FROM pg_extension WHERE extname IN ('vector', 'age') ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        extensions,
+        ["age", "vector"],
+        "downgrade base leaves the extensions"
+    );
+    let history = env.orchestrator(&["history"]).await;
+    assert_success(&history);
+    let history = String::from_utf8_lossy(&history.stdout).to_string();
+    let base_line = history.lines().find(|l| l.contains(EXTENSIONS)).unwrap();
+    assert!(base_line.contains("not applied"), "{history}");
     env.cleanup().await;
 }

@@ -11,7 +11,7 @@
 //!    message can be claimed by anyone. A lock held by another live worker
 //!    means a duplicate message: acked and skipped (the holder has its own).
 //! 3. The executor writes its effect and marks the task done in one
-//!    transaction on that connection ([`ClaimedTask::complete`]); only after
+//!    transaction on that connection (`shared::exec::ClaimedTask::complete`); only after
 //!    the commit is the message acked. A crash before the commit loses
 //!    nothing (the transaction rolls back, the broker redelivers); a crash
 //!    after it finds the task done on redelivery.
@@ -19,10 +19,14 @@
 //! Failures: an executor error counts an attempt; before the last attempt
 //! the message is parked in a delay queue (exponential back-off) and acked;
 //! after it the task is marked failed and the message rejected, so the
-//! broker dead-letters it. An error marked [`Permanent`] (bad input that no
-//! retry can fix) skips the retries and fails the task at once. Messages
-//! that are not tasks at all are rejected at once, with a log line saying
-//! why.
+//! broker dead-letters it. An error marked `shared::exec::Permanent` (bad
+//! input that no retry can fix) skips the retries and fails the task at
+//! once. Messages that are not tasks at all are rejected at once, with a log
+//! line saying why. [`settle`] and [`Outcome::delivery`] are that policy, as
+//! pure functions.
+//!
+//! Executors come from the registry of the `revisions` crate, one per
+//! revision, built once when the process starts; each owns its clients.
 //!
 //! Connections: a lost broker connection ends the consumers; the runtime
 //! reconnects with back-off and consumes again, while tasks in hand finish
@@ -34,8 +38,6 @@
 //! finish (up to `drain` time; after that they are abandoned and the broker
 //! redelivers them), then the process exits 0.
 
-use crate::revisions;
-use anyhow::Context as _;
 use futures_util::future::FutureExt;
 use futures_util::stream::{SelectAll, StreamExt};
 use lapin::message::Delivery;
@@ -44,124 +46,21 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
-use serde_json::Value;
+use revisions::Executor;
+use shared::backoff::{Backoff, Verdict};
 use shared::catalogue::Role;
 use shared::config::Config;
 use shared::db;
+use shared::exec::{ClaimedTask, FailureKind, TaskContext};
 use shared::queue::{Publisher, Topology};
-use shared::task::{status, TaskMessage};
+use shared::store::{self, TaskStatus};
+use shared::task::TaskMessage;
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
-
-/// A task this worker holds the claim of.
-#[derive(Debug, Clone)]
-pub struct ClaimedTask {
-    pub id: i64,
-    pub revision_run_id: i64,
-    pub revision: String,
-    pub kind: String,
-    pub phase: i32,
-    pub payload: Value,
-    /// 1 for the first attempt.
-    pub attempt: i32,
-}
-
-/// Proof that a task was completed: executors can only return one by
-/// calling [`ClaimedTask::complete`].
-#[derive(Debug)]
-pub struct Completed {
-    pub rows_done: i64,
-}
-
-impl ClaimedTask {
-    /// Marks the task done inside `tx`, which holds the task's effect, and
-    /// commits both together.
-    pub async fn complete(
-        &self,
-        mut tx: Transaction<'_, Postgres>,
-        rows_done: i64,
-    ) -> anyhow::Result<Completed> {
-        let updated = sqlx::query(
-            "UPDATE pipeline.tasks
-                SET status = 'done', rows_done = $2, finished_at = clock_timestamp(), last_error = NULL
-              WHERE id = $1 AND status = 'running'",
-        )
-        .bind(self.id)
-        .bind(rows_done)
-        .execute(&mut *tx)
-        .await
-        .context("recording the task as done")?
-        .rows_affected();
-        if updated != 1 {
-            tx.rollback().await.ok();
-            anyhow::bail!(
-                "task {} was no longer claimed by this worker; its effect was rolled back",
-                self.id
-            );
-        }
-        notify(&mut tx, self.revision_run_id).await?;
-        tx.commit().await.context("committing the task's effect")?;
-        Ok(Completed { rows_done })
-    }
-
-    /// A typed view of the payload.
-    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
-        serde_json::from_value(self.payload.clone()).with_context(|| {
-            format!(
-                "task {} ({} {}) has a payload this worker cannot read",
-                self.id, self.revision, self.kind
-            )
-        })
-    }
-}
-
-async fn notify(conn: &mut PgConnection, revision_run_id: i64) -> anyhow::Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(db::TASK_CHANNEL)
-        .bind(revision_run_id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// An error that another attempt cannot cure (bad input data, a missing
-/// file): the runtime fails the task at once instead of retrying it.
-/// Executors return it with `Err(Permanent::new(reason).into())`, possibly
-/// wrapped in context; the runtime looks for it anywhere in the chain.
-#[derive(Debug)]
-pub struct Permanent(String);
-
-impl Permanent {
-    pub fn new(reason: impl Into<String>) -> Permanent {
-        Permanent(reason.into())
-    }
-}
-
-impl std::fmt::Display for Permanent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Permanent {}
-
-fn is_permanent(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| cause.is::<Permanent>())
-}
-
-/// What an executor gets: its task, the connection that holds the claim (run
-/// the completing transaction on it), the pool for anything else, and the
-/// process-wide state.
-pub struct TaskContext<'a> {
-    pub task: &'a ClaimedTask,
-    pub conn: &'a mut PgConnection,
-    pub pool: &'a PgPool,
-    pub config: &'a Config,
-    pub process: &'a revisions::ProcessState,
-}
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -174,21 +73,73 @@ pub struct WorkerOptions {
 
 /// What a delivery turned into; logged, and counted by tests through the
 /// task table rather than through this value.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Completed,
     SkippedDone,
     SkippedClaimedElsewhere,
+    /// Parked in a delay queue for its next attempt.
     Retrying,
     Failed,
+    /// Not a task this worker can take (poison).
     Rejected,
+    /// The database could not record anything: the broker delivers it again.
     Requeued,
+}
+
+/// How a delivery is settled with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    Ack,
+    /// Rejected without requeue: the broker dead-letters it.
+    DeadLetter,
+    Requeue,
+}
+
+impl Outcome {
+    fn delivery(self) -> Delivered {
+        match self {
+            Outcome::Rejected | Outcome::Failed => Delivered::DeadLetter,
+            Outcome::Requeued => Delivered::Requeue,
+            Outcome::Completed
+            | Outcome::SkippedDone
+            | Outcome::SkippedClaimedElsewhere
+            // The retry copy is in its delay queue, published with confirms.
+            | Outcome::Retrying => Delivered::Ack,
+        }
+    }
+}
+
+/// What happens to a claimed task after its executor returned an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settlement {
+    /// Back to queued, the attempt not counted; the message is requeued.
+    Release,
+    /// Another attempt after this delay.
+    Retry(Duration),
+    /// No more attempts.
+    Fail,
+}
+
+/// The retry policy: a database outage is not the task's fault; a permanent
+/// error, or the last attempt, fails the task; anything else is retried
+/// after the back-off of its attempt.
+fn settle(failure: FailureKind, attempt: i32, max_attempts: i32) -> Settlement {
+    match failure {
+        FailureKind::Transient => Settlement::Release,
+        FailureKind::Permanent => Settlement::Fail,
+        FailureKind::Retryable if attempt < max_attempts => {
+            Settlement::Retry(Topology::retry_delay(attempt))
+        }
+        FailureKind::Retryable => Settlement::Fail,
+    }
 }
 
 struct Shared {
     config: Config,
     pool: PgPool,
-    process: revisions::ProcessState,
+    /// One executor per registered revision, built once for the process.
+    executors: HashMap<&'static str, Box<dyn Executor>>,
     worker_name: String,
 }
 
@@ -200,8 +151,13 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         Duration::from_secs(120),
     )
     .await?;
+    let executors = revisions::registry::CHAIN
+        .iter()
+        .chain(revisions::registry::DIAGNOSTIC)
+        .map(|r| (r.id, (r.executor)(&config)))
+        .collect();
     let shared = Arc::new(Shared {
-        process: revisions::ProcessState::default(),
+        executors,
         config,
         pool,
         worker_name: options.name.clone(),
@@ -215,29 +171,22 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
 
     let slots = Arc::new(Semaphore::new(options.concurrency));
     let topology = Topology::from_config(&shared.config);
-    let mut backoff = Duration::from_millis(250);
+    // Forever (a worker waits for the broker however long it is away); each
+    // reconnection starts again from the first delay.
+    let reconnect = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         if *stop_rx.borrow() {
             break;
         }
-        let session = tokio::select! {
-            s = open_session(&shared.config, &topology, &options) => s,
+        let session = shared::backoff::retry(
+            reconnect,
+            || open_session(&shared.config, &topology, &options),
+            |_| Verdict::Retry,
+            |e, delay| tracing::warn!("broker not available ({e:#}); reconnecting in {delay:?}"),
+        );
+        let (connection, publisher, consumers) = tokio::select! {
+            s = session => s?,
             _ = stopped(stop_rx.clone()) => break,
-        };
-        let (connection, publisher, consumers) = match session {
-            Ok(parts) => {
-                backoff = Duration::from_millis(250);
-                parts
-            }
-            Err(e) => {
-                tracing::warn!("broker not available ({e:#}); reconnecting in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stopped(stop_rx.clone()) => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
         };
         tracing::info!(
             "worker {} consuming {} with {} slots",
@@ -391,12 +340,11 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
             );
             Outcome::Rejected
         }
-        Ok(message) if !revisions::knows(&message.revision, &message.kind) => {
+        Ok(message) if !shared.executors.contains_key(message.revision.as_str()) => {
             tracing::error!(
-                "rejecting task {} to the dead-letter queue: this worker has no executor for revision {} kind {:?}",
+                "rejecting task {} to the dead-letter queue: this worker has no executor for revision {}",
                 message.task_id,
-                message.revision,
-                message.kind
+                message.revision
             );
             Outcome::Rejected
         }
@@ -409,8 +357,8 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
             }
         },
     };
-    let acked = match outcome {
-        Outcome::Rejected | Outcome::Failed => {
+    let acked = match outcome.delivery() {
+        Delivered::DeadLetter => {
             delivery
                 .nack(BasicNackOptions {
                     requeue: false,
@@ -418,7 +366,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
                 })
                 .await
         }
-        Outcome::Requeued => {
+        Delivered::Requeue => {
             delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -426,7 +374,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
                 })
                 .await
         }
-        _ => delivery.ack(BasicAckOptions::default()).await,
+        Delivered::Ack => delivery.ack(BasicAckOptions::default()).await,
     };
     if let Err(e) = acked {
         // The channel died with the connection: the broker redelivers, and
@@ -452,33 +400,24 @@ async fn process(
     message: &TaskMessage,
 ) -> anyhow::Result<Outcome> {
     let mut conn: PoolConnection<Postgres> = shared.pool.acquire().await?;
-    let row: Option<(String,)> = sqlx::query_as("SELECT status FROM pipeline.tasks WHERE id = $1")
-        .bind(message.task_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some((current,)) = row else {
+    let Some(current) = store::task_status(&mut conn, message.task_id).await? else {
         tracing::error!(
             "rejecting task {} to the dead-letter queue: no such task row in this database",
             message.task_id
         );
         return Ok(Outcome::Rejected);
     };
-    if current == status::DONE || current == status::FAILED {
+    if current.is_settled() {
         return Ok(Outcome::SkippedDone);
     }
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(message.task_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
+    if !store::try_lock_task(&mut conn, message.task_id).await? {
         return Ok(Outcome::SkippedClaimedElsewhere);
     }
     let result = run_claimed(shared, publisher, message, &mut conn).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(message.task_id)
-        .execute(&mut *conn)
-        .await;
-    if unlocked.is_err() {
+    if store::unlock_task(&mut conn, message.task_id)
+        .await
+        .is_err()
+    {
         // A connection we cannot unlock must not go back to the pool with the lock.
         conn.detach();
     }
@@ -491,111 +430,123 @@ async fn run_claimed(
     message: &TaskMessage,
     conn: &mut PgConnection,
 ) -> anyhow::Result<Outcome> {
-    let claimed: Option<(i64, String, String, i32, Value, i32, i32)> = sqlx::query_as(
-        "UPDATE pipeline.tasks
-            SET status = 'running', attempts = attempts + 1, worker = $2, started_at = clock_timestamp()
-          WHERE id = $1 AND status NOT IN ('done', 'failed')
-          RETURNING revision_run_id, revision, kind, phase, payload, attempts, max_attempts",
-    )
-    .bind(message.task_id)
-    .bind(&shared.worker_name)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((revision_run_id, revision, kind, phase, payload, attempt, max_attempts)) = claimed
-    else {
+    let Some(row) = store::claim_task(conn, message.task_id, &shared.worker_name).await? else {
         return Ok(Outcome::SkippedDone);
     };
-    let task = ClaimedTask {
-        id: message.task_id,
-        revision_run_id,
-        revision,
-        kind,
-        phase,
-        payload,
-        attempt,
-    };
+    let task = ClaimedTask::from(row);
+    let executor = shared
+        .executors
+        .get(task.revision.as_str())
+        .expect("checked before the claim");
     let started = std::time::Instant::now();
-    let result = revisions::execute(TaskContext {
-        task: &task,
-        conn: &mut *conn,
-        pool: &shared.pool,
-        config: &shared.config,
-        process: &shared.process,
-    })
-    .await;
-    match result {
+    let result = executor
+        .execute(TaskContext {
+            task: &task,
+            conn: &mut *conn,
+            pool: &shared.pool,
+            config: &shared.config,
+        })
+        .boxed()
+        .await;
+    let e = match result {
         Ok(done) => {
             tracing::debug!(
                 "task {} ({} {}) done: {} rows in {:?}",
                 task.id,
                 task.revision,
                 task.kind,
-                done.rows_done,
+                done.rows_done(),
                 started.elapsed()
             );
-            Ok(Outcome::Completed)
+            return Ok(Outcome::Completed);
         }
-        Err(e) if db::is_transient_chain(&e) => {
-            // Not the task's fault: put it back, uncounted, for when the
-            // database answers. The claim's connection may be the one that
-            // broke, so this goes through the pool, and only while no other
-            // worker has claimed the task since.
-            let _ = sqlx::query(
-                "UPDATE pipeline.tasks SET status = 'queued', attempts = attempts - 1
-                  WHERE id = $1 AND status = 'running' AND worker = $2",
-            )
-            .bind(task.id)
-            .bind(&shared.worker_name)
-            .execute(&shared.pool)
-            .await;
+        Err(e) => e,
+    };
+    let (attempt, max_attempts) = (task.attempt, task.max_attempts);
+    let error = format!("{e:#}");
+    match settle(FailureKind::of(&e), attempt, max_attempts) {
+        Settlement::Release => {
+            // The claim's connection may be the one that broke, so this goes
+            // through the pool, and only while no other worker has claimed
+            // the task since.
+            let _ = store::release_claim(&shared.pool, task.id, &shared.worker_name).await;
             Err(e)
         }
-        Err(e) => {
-            let error = format!("{e:#}");
-            if attempt < max_attempts && !is_permanent(&e) {
-                let delay = Topology::retry_delay(attempt);
-                tracing::warn!(
-                    "task {} ({} {}) attempt {attempt}/{max_attempts} failed: {error}; retrying in {delay:?}",
-                    task.id,
-                    task.revision,
-                    task.kind
-                );
-                record_failure(conn, &task, status::RETRYING, &error).await?;
-                publisher.publish_retry(message, delay).await?;
-                Ok(Outcome::Retrying)
-            } else {
-                tracing::error!(
-                    "task {} ({} {}) failed after {attempt} attempt(s): {error}",
-                    task.id,
-                    task.revision,
-                    task.kind
-                );
-                record_failure(conn, &task, status::FAILED, &error).await?;
-                Ok(Outcome::Failed)
-            }
+        Settlement::Retry(delay) => {
+            tracing::warn!(
+                "task {} ({} {}) attempt {attempt}/{max_attempts} failed: {error}; retrying in {delay:?}",
+                task.id,
+                task.revision,
+                task.kind
+            );
+            store::record_failure(
+                conn,
+                task.id,
+                task.revision_run_id,
+                TaskStatus::Retrying,
+                &error,
+            )
+            .await?;
+            publisher.publish_retry(message, delay).await?;
+            Ok(Outcome::Retrying)
+        }
+        Settlement::Fail => {
+            tracing::error!(
+                "task {} ({} {}) failed after {attempt} attempt(s): {error}",
+                task.id,
+                task.revision,
+                task.kind
+            );
+            store::record_failure(
+                conn,
+                task.id,
+                task.revision_run_id,
+                TaskStatus::Failed,
+                &error,
+            )
+            .await?;
+            Ok(Outcome::Failed)
         }
     }
 }
 
-async fn record_failure(
-    conn: &mut PgConnection,
-    task: &ClaimedTask,
-    new_status: &str,
-    error: &str,
-) -> anyhow::Result<()> {
-    let finished = new_status == status::FAILED;
-    sqlx::query(
-        "UPDATE pipeline.tasks
-            SET status = $2, last_error = $3,
-                finished_at = CASE WHEN $4 THEN clock_timestamp() ELSE finished_at END
-          WHERE id = $1 AND status = 'running'",
-    )
-    .bind(task.id)
-    .bind(new_status)
-    .bind(error)
-    .bind(finished)
-    .execute(&mut *conn)
-    .await?;
-    notify(conn, task.revision_run_id).await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_attempt_is_retried_with_back_off_until_the_last() {
+        assert_eq!(
+            settle(FailureKind::Retryable, 1, 3),
+            Settlement::Retry(Topology::retry_delay(1))
+        );
+        assert_eq!(
+            settle(FailureKind::Retryable, 2, 3),
+            Settlement::Retry(Topology::retry_delay(2))
+        );
+        assert!(Topology::retry_delay(2) > Topology::retry_delay(1));
+        assert_eq!(settle(FailureKind::Retryable, 3, 3), Settlement::Fail);
+    }
+
+    #[test]
+    fn a_permanent_error_fails_at_once_and_a_database_outage_costs_no_attempt() {
+        assert_eq!(settle(FailureKind::Permanent, 1, 5), Settlement::Fail);
+        assert_eq!(settle(FailureKind::Transient, 1, 5), Settlement::Release);
+        assert_eq!(settle(FailureKind::Transient, 5, 5), Settlement::Release);
+    }
+
+    #[test]
+    fn only_failed_and_poison_deliveries_are_dead_lettered() {
+        assert_eq!(Outcome::Failed.delivery(), Delivered::DeadLetter);
+        assert_eq!(Outcome::Rejected.delivery(), Delivered::DeadLetter);
+        assert_eq!(Outcome::Requeued.delivery(), Delivered::Requeue);
+        for settled in [
+            Outcome::Completed,
+            Outcome::SkippedDone,
+            Outcome::SkippedClaimedElsewhere,
+            Outcome::Retrying,
+        ] {
+            assert_eq!(settled.delivery(), Delivered::Ack, "{settled:?}");
+        }
+    }
 }

@@ -1,0 +1,311 @@
+//! Moving the database to a target: `upgrade`, `downgrade` and `rerun` as a
+//! library call ([`run`]), which `main.rs` and (later) the scheduler use.
+//!
+//! The path is resolved twice, by the same code: once before anything is
+//! touched, so that a path crossing a revision this version cannot run is
+//! refused without creating even the pipeline's tables, and once more under
+//! the run lock, since another run may have moved the database meanwhile.
+
+use crate::driver::{self, RunOptions};
+use crate::local_workers::LocalWorkers;
+use crate::lock::WaitPolicy;
+use anyhow::bail;
+use shared::catalogue::{self, Revision, Target, REVISIONS};
+use shared::plan::Direction;
+use shared::Config;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What a user asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub direction: Direction,
+    /// `head`, `base`, `latest`, an id, a unique id prefix or a name.
+    pub target: String,
+    /// Fail at once if another run holds the run lock.
+    pub no_wait: bool,
+    /// Start this many local worker processes for the run.
+    pub with_workers: Option<usize>,
+    pub worker_concurrency: Option<usize>,
+    /// Default: `DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What a finished move did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub direction: Direction,
+    /// The resolved target (`base` or a revision id).
+    pub target: &'static str,
+    /// The revisions run, in order (empty: the database was there already).
+    pub revisions: Vec<&'static str>,
+    /// `alembic_version` before the move (`None`: base).
+    pub started_at: Option<&'static str>,
+    pub elapsed: Duration,
+}
+
+pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> {
+    let target = revisions::registry::resolve(&request.target).map_err(anyhow::Error::msg)?;
+    let direction = request.direction;
+    let data_dir = request
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.clone());
+    // Refuse an earlier-layout database or an unavailable revision before
+    // doing anything at all...
+    {
+        let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
+        let checked = async {
+            refuse_earlier_layout(&pool).await?;
+            checked_path(current_index(&pool).await?, target, direction)
+        }
+        .await;
+        pool.close().await;
+        checked?;
+    }
+    let options = RunOptions {
+        command: format!("{} {}", direction.as_str(), target_name(target)),
+        wait: if request.no_wait {
+            WaitPolicy::NoWait
+        } else {
+            WaitPolicy::Wait
+        },
+        data_dir: data_dir.clone(),
+    };
+    let mut driver = driver::start(config, &options).await?;
+    let outcome = async {
+        // ...and look again under the run lock.
+        let current = current_index(&driver.pool).await?;
+        let path = checked_path(current, target, direction)?;
+        let started = Instant::now();
+        if !path.is_empty() {
+            let workers = match request.with_workers {
+                Some(n) if n > 0 => Some(LocalWorkers::start(n, request.worker_concurrency)?),
+                _ => None,
+            };
+            let result = driver.run_path(&path, direction, &data_dir).await;
+            if let Some(workers) = workers {
+                workers.stop(Duration::from_secs(60)).await;
+            }
+            result?;
+        }
+        anyhow::Ok(Summary {
+            direction,
+            target: target_name(target),
+            revisions: path.iter().map(|r| r.id).collect(),
+            started_at: current.map(|i| REVISIONS[i].id),
+            elapsed: started.elapsed(),
+        })
+    }
+    .await;
+    driver.finish(outcome.as_ref().map(|_| ())).await;
+    outcome
+}
+
+/// The revision `alembic_version` holds, as an index into the chain.
+pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
+    match shared::db::current_revision(pool).await? {
+        None => Ok(None),
+        Some(id) => match catalogue::position(&id) {
+            Some(i) => Ok(Some(i)),
+            None => bail!(
+                "alembic_version holds {id:?}, which this version does not know; \
+                 the database was migrated by something else"
+            ),
+        },
+    }
+}
+
+/// Refuses a database that this project's earlier layout built (tables
+/// `public.product` / `public.review`, `alembic_version` set): this version's
+/// revisions read and write the current tables, so running them there would
+/// half-migrate it. Called before anything is written, not even the
+/// pipeline's own tables.
+pub async fn refuse_earlier_layout(pool: &PgPool) -> anyhow::Result<()> {
+    let Some(version) = shared::db::current_revision(pool).await? else {
+        return Ok(());
+    };
+    let (older, current): (Vec<String>, bool) = sqlx::query_as(
+        "SELECT ARRAY(SELECT t FROM unnest(ARRAY['public.product', 'public.review', 'public.product_image', 'public.personalized_product_section']) AS t
+                       WHERE to_regclass(t) IS NOT NULL),
+                to_regclass('public.products') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    if older.is_empty() || current {
+        return Ok(());
+    }
+    bail!(
+        "this database was built with the earlier table layout: it has {} and alembic_version {version}, \
+         but no public.products; this version creates and reads the current layout (products, product_reviews, \
+         product_images, personalized_product_sections) and will not change this database. Either run \
+         `orchestrator downgrade base` with the earlier version of this project first, or point DATABASE_URL \
+         at a fresh database; nothing was changed",
+        older.join(", ")
+    );
+}
+
+/// The path of a command, refused if it crosses a revision this version
+/// cannot run.
+pub fn checked_path(
+    current: Option<usize>,
+    target: Target,
+    direction: Direction,
+) -> anyhow::Result<Vec<&'static Revision>> {
+    let path = path(current, target, direction)?;
+    check_available(&path, revisions::registry::is_registered)?;
+    Ok(path)
+}
+
+/// The revisions a command runs, in order: from `current` to `target` for
+/// upgrade and downgrade; for a re-run, the one revision, which must be
+/// applied.
+pub fn path(
+    current: Option<usize>,
+    target: Target,
+    direction: Direction,
+) -> anyhow::Result<Vec<&'static Revision>> {
+    let applied = current.map_or(0, |i| i + 1);
+    let at = || current.map_or("base", |i| REVISIONS[i].id);
+    match (direction, target) {
+        (Direction::Rerun, Target::Revision(i)) => {
+            let revision = &REVISIONS[i];
+            if applied <= i {
+                bail!(
+                    "revision {} ({}) is not applied (the database is at {}); run `orchestrator upgrade {}` first",
+                    revision.id,
+                    revision.name,
+                    at(),
+                    revision.id
+                );
+            }
+            Ok(vec![revision])
+        }
+        (Direction::Rerun, Target::Base) => {
+            bail!("base is not a revision: name the revision to re-run")
+        }
+        (Direction::Upgrade, _) => {
+            let wanted = target.applied_count();
+            if wanted < applied {
+                bail!(
+                    "the database is already past that revision (at {}); use `downgrade` to go back",
+                    at()
+                );
+            }
+            Ok(REVISIONS[applied..wanted].iter().collect())
+        }
+        (Direction::Downgrade, _) => {
+            let wanted = target.applied_count();
+            if wanted > applied {
+                bail!(
+                    "the database is not at or past that revision (at {}); use `upgrade` to go forward",
+                    at()
+                );
+            }
+            Ok(REVISIONS[wanted..applied].iter().rev().collect())
+        }
+    }
+}
+
+/// Refuses, before anything is done, a path that crosses a revision this
+/// version cannot run.
+pub fn check_available(path: &[&Revision], runnable: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    if let Some(missing) = path.iter().find(|r| !runnable(r.id)) {
+        bail!(
+            "revision {} ({}) is not available in this version; nothing was done. \
+             Run `orchestrator upgrade {}` to stop before it.",
+            missing.id,
+            missing.name,
+            catalogue::position(missing.id)
+                .and_then(|i| i.checked_sub(1))
+                .map_or("base", |i| REVISIONS[i].id)
+        );
+    }
+    Ok(())
+}
+
+pub fn target_name(target: Target) -> &'static str {
+    match target {
+        Target::Base => "base",
+        Target::Revision(i) => REVISIONS[i].id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(path: &[&Revision]) -> Vec<&'static str> {
+        path.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn an_upgrade_runs_the_revisions_after_the_current_one_up_to_the_target() {
+        let to_embeddings = Target::Revision(3);
+        assert_eq!(
+            ids(&path(None, to_embeddings, Direction::Upgrade).unwrap()),
+            [
+                catalogue::EXTENSIONS,
+                catalogue::SCHEMA,
+                catalogue::SEED,
+                catalogue::EMBEDDINGS
+            ]
+        );
+        // A database the current Alembic chain stamped at its base.
+        assert_eq!(
+            ids(&path(Some(0), to_embeddings, Direction::Upgrade).unwrap()),
+            [catalogue::SCHEMA, catalogue::SEED, catalogue::EMBEDDINGS]
+        );
+        assert!(path(Some(3), to_embeddings, Direction::Upgrade)
+            .unwrap()
+            .is_empty());
+        let e = path(Some(3), Target::Revision(1), Direction::Upgrade).unwrap_err();
+        assert!(e.to_string().contains("use `downgrade`"), "{e}");
+    }
+
+    #[test]
+    fn a_downgrade_undoes_in_reverse_order_down_to_the_target() {
+        assert_eq!(
+            ids(&path(Some(2), Target::Base, Direction::Downgrade).unwrap()),
+            [catalogue::SEED, catalogue::SCHEMA, catalogue::EXTENSIONS]
+        );
+        assert_eq!(
+            ids(&path(Some(2), Target::Revision(0), Direction::Downgrade).unwrap()),
+            [catalogue::SEED, catalogue::SCHEMA]
+        );
+        let e = path(None, Target::Revision(1), Direction::Downgrade).unwrap_err();
+        assert!(e.to_string().contains("at base"), "{e}");
+    }
+
+    #[test]
+    fn a_rerun_is_the_one_revision_and_it_must_be_applied() {
+        assert_eq!(
+            ids(&path(Some(3), Target::Revision(2), Direction::Rerun).unwrap()),
+            [catalogue::SEED]
+        );
+        let e = path(Some(1), Target::Revision(2), Direction::Rerun).unwrap_err();
+        assert!(e.to_string().contains("is not applied"), "{e}");
+        assert!(path(Some(1), Target::Base, Direction::Rerun).is_err());
+    }
+
+    #[test]
+    fn a_path_through_an_unregistered_revision_is_refused_naming_where_to_stop() {
+        let head = Target::Revision(REVISIONS.len() - 1);
+        let full = path(None, head, Direction::Upgrade).unwrap();
+        let first_four = |id: &str| catalogue::position(id).is_some_and(|i| i < 4);
+        let e = check_available(&full, first_four).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "revision {} (enrichment) is not available",
+                catalogue::ENRICHMENT
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("upgrade {}", catalogue::EMBEDDINGS)),
+            "{e}"
+        );
+        assert!(check_available(&full[..4], first_four).is_ok());
+    }
+}

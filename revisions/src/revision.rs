@@ -1,0 +1,75 @@
+//! What a revision is to the rest of the code: its id, its [`Planner`] (what
+//! tasks, in what phases) and its [`Executor`] (what a worker does with one
+//! task). Each folder of this crate makes one [`Revision`] value; the
+//! registry lists them.
+
+use shared::exec::{Completed, TaskContext};
+use shared::plan::{Direction, Phase, PlanContext};
+
+/// A revision this version can run.
+pub struct Revision {
+    /// Its id in the Alembic chain (`shared::catalogue`), or
+    /// `shared::catalogue::BENCH_NOOP` for the diagnostic one.
+    pub id: &'static str,
+    pub planner: &'static dyn Planner,
+    /// Builds the revision's executor, once per worker process; the executor
+    /// owns the clients it needs (the embedder, later the LLM client).
+    pub executor: fn(&shared::Config) -> Box<dyn Executor>,
+}
+
+impl Revision {
+    /// Its name in the catalogue of the chain (the id for the diagnostic one).
+    pub fn name(&self) -> &'static str {
+        shared::catalogue::find(self.id).map_or(self.id, |r| r.name)
+    }
+
+    /// Plans a move of this revision.
+    pub async fn plan(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        match ctx.direction {
+            Direction::Upgrade => self.planner.upgrade(ctx).await,
+            Direction::Downgrade => self.planner.downgrade(ctx).await,
+            Direction::Rerun => self.planner.rerun(ctx).await,
+        }
+    }
+}
+
+/// Which tasks, in which phases, a revision's move takes.
+#[async_trait::async_trait]
+pub trait Planner: Send + Sync {
+    async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>>;
+
+    /// Undoing the revision. By default nothing needs doing: the revision
+    /// is recorded undone with no task (the extensions revision leaves its
+    /// extensions, as the original's downgrade does). A revision whose
+    /// downgrade is one task returns [`Phase::single`].
+    async fn downgrade(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        Ok(Vec::new())
+    }
+
+    /// Running an applied revision again. By default there is nothing to
+    /// re-run.
+    async fn rerun(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        anyhow::bail!("this revision has nothing to re-run")
+    }
+
+    /// Called after a failed run of this revision has settled (no task in
+    /// flight), to undo partial effects where the revision promises all or
+    /// nothing. Returns true when it undid them, in which case the next
+    /// attempt starts afresh instead of resuming.
+    async fn undo_partial(
+        &self,
+        _ctx: &PlanContext<'_>,
+        _revision_run_id: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// What a worker does with one task of a revision. Built once per worker
+/// process ([`Revision::executor`]).
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync {
+    /// Writes the task's effect and completes it in one transaction
+    /// ([`shared::exec::ClaimedTask::complete`]).
+    async fn execute(&self, ctx: TaskContext<'_>) -> anyhow::Result<Completed>;
+}

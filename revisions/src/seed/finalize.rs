@@ -1,0 +1,200 @@
+//! The seed's last task, in one transaction with its completion.
+//!
+//! Merge mode (a re-run, or a seed into tables that already hold rows): the
+//! load tasks wrote into staging tables; here every table is upserted from
+//! its staging table in load order — `INSERT ... ON CONFLICT (id) DO UPDATE
+//! ... WHERE (row) IS DISTINCT FROM (new row)`, so changed rows are updated,
+//! new rows added and unchanged rows not touched at all — then the memories,
+//! then staging is dropped. Either all of it commits or none: a bad record
+//! found here (a duplicate id, a foreign key pointing nowhere) leaves the
+//! tables as they were, and is reported with its file and line, which
+//! staging keeps in `_line`.
+//!
+//! Both modes: every id sequence is moved past the largest id, so that the
+//! application's own inserts do not collide, and the tables are analysed.
+
+use super::encode::{Mapping, ERROR_CAP};
+use super::load::{db_problem, describe_problem, read_header};
+use super::memories::memory_upsert_sql;
+use super::tables::{self, Table};
+use super::tasks::{self as seed, FinalizePayload, Mode, SeedFile};
+use shared::exec::{Completed, Permanent, TaskContext};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::path::Path;
+
+pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::Result<Completed> {
+    let run = ctx.task.revision_run_id;
+    let mut tx = ctx.conn.begin().await?;
+    let mut rows: i64 = 0;
+    if payload.mode == Mode::Merge {
+        for source in &payload.files {
+            let table = tables::find(&source.table)
+                .ok_or_else(|| Permanent::new(format!("unknown seed table {:?}", source.table)))?;
+            rows += apply(&mut tx, ctx.pool, run, table, source).await?;
+        }
+        let source = format!(
+            "SELECT id, user_id, data FROM {}",
+            seed::staging_memories(run)
+        );
+        let sql = memory_upsert_sql(&payload.memory_table, &source);
+        (&mut *tx).execute(sql.as_str()).await?;
+        let mut staging: Vec<String> = seed::tables()
+            .map(|t| seed::staging_table(run, t))
+            .collect();
+        staging.push(seed::staging_memories(run));
+        let drop = format!("DROP TABLE IF EXISTS {}", staging.join(", "));
+        (&mut *tx).execute(drop.as_str()).await?;
+    }
+    for table in seed::tables() {
+        let sql = format!(
+            "SELECT setval(pg_get_serial_sequence('public.{table}', 'id'), coalesce((SELECT max(id) FROM public.{table}), 0) + 1, false)"
+        );
+        sqlx::query(&sql).execute(&mut *tx).await?;
+    }
+    let mut analysed: Vec<String> = seed::tables().map(|t| format!("public.{t}")).collect();
+    analysed.push(format!("public.{}", payload.memory_table));
+    let analyse = format!("ANALYZE {}", analysed.join(", "));
+    (&mut *tx).execute(analyse.as_str()).await?;
+    ctx.task.complete(tx, rows).await
+}
+
+/// Upserts one table from its staging table; returns the rows written.
+async fn apply(
+    conn: &mut PgConnection,
+    pool: &PgPool,
+    run: i64,
+    table: &'static Table,
+    source: &SeedFile,
+) -> anyhow::Result<i64> {
+    let file = Path::new(&source.file);
+    let header = read_header(file).await?;
+    let name = seed::display_name(file);
+    let mapping =
+        Mapping::new(table, &name, &header.columns, &source.header).map_err(Permanent::new)?;
+    let staging = seed::staging_table(run, table.name);
+
+    let duplicates: Vec<(i32, Vec<i64>)> = sqlx::query_as(&format!(
+        "SELECT id, array_agg(_line ORDER BY _line) FROM {staging} GROUP BY id HAVING count(*) > 1 ORDER BY min(_line) LIMIT {ERROR_CAP}"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    if !duplicates.is_empty() {
+        let mut message = format!(
+            "{name} has {} duplicate id(s); each id must appear once:",
+            duplicates.len()
+        );
+        for (id, lines) in duplicates {
+            let lines: Vec<String> = lines.iter().map(i64::to_string).collect();
+            message.push_str(&format!(
+                "\n    {name} lines {}, column id: duplicate id {id}",
+                lines.join(", ")
+            ));
+        }
+        return Err(Permanent::new(message).into());
+    }
+
+    // Foreign keys, checked before the upsert so that every bad record (up
+    // to the cap) is named, not only the first the server meets. Parents
+    // were upserted earlier in this transaction.
+    let mut dangling = Vec::new();
+    for (_, column) in &mapping.copied {
+        let Some(parent) = column.references else {
+            continue;
+        };
+        let column = column.name;
+        let shown = mapping.header_name(column);
+        let found: Vec<(i64, i32)> = sqlx::query_as(&format!(
+            "SELECT s._line, s.{column} FROM {staging} s
+              WHERE s.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.{parent} p WHERE p.id = s.{column})
+              ORDER BY s._line LIMIT {ERROR_CAP}"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        for (line, value) in found {
+            dangling.push((
+                line,
+                format!("{name} line {line}, column {shown}: {value} points nowhere: public.{parent} has no row with id {value}"),
+            ));
+        }
+    }
+    if !dangling.is_empty() {
+        dangling.sort();
+        dangling.truncate(ERROR_CAP);
+        let mut message = format!(
+            "{name} has {} record(s) whose foreign key points nowhere:",
+            dangling.len()
+        );
+        for (_, line) in dangling {
+            message.push_str(&format!("\n    {line}"));
+        }
+        return Err(Permanent::new(message).into());
+    }
+
+    let columns: Vec<&str> = mapping.copied.iter().map(|(_, c)| c.name).collect();
+    let list = columns.join(", ");
+    let updated: Vec<&str> = columns.iter().copied().filter(|c| *c != "id").collect();
+    let on_conflict = if updated.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!(
+            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+            updated
+                .iter()
+                .map(|c| format!("{c} = EXCLUDED.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            updated
+                .iter()
+                .map(|c| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            updated
+                .iter()
+                .map(|c| format!("EXCLUDED.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let sql = format!(
+        "INSERT INTO public.{table} AS t ({list}) SELECT {list} FROM {staging} ORDER BY id ON CONFLICT (id) {on_conflict}",
+        table = table.name
+    );
+    match sqlx::query(&sql).execute(&mut *conn).await {
+        Ok(done) => Ok(done.rows_affected() as i64),
+        Err(e) => {
+            let Some(problem) =
+                db_problem(&e).filter(|p| p.code.starts_with("22") || p.code.starts_with("23"))
+            else {
+                return Err(anyhow::Error::new(e).context(format!("applying {name}")));
+            };
+            let lines = match &problem.key {
+                Some((key_columns, values))
+                    if key_columns.iter().all(|c| table.column(c).is_some()) =>
+                {
+                    // Column names checked against the table's layout above.
+                    let filter = key_columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{c}::text = ${}", i + 1))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    // Staging is committed: look it up outside the failed transaction.
+                    let lookup = format!("SELECT _line FROM {staging} WHERE {filter} ORDER BY _line LIMIT {ERROR_CAP}");
+                    let mut query = sqlx::query_scalar::<_, i64>(&lookup);
+                    for value in values {
+                        query = query.bind(value);
+                    }
+                    query
+                        .fetch_all(pool)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|l| l as u64)
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            Err(Permanent::new(describe_problem(&name, &problem, &lines)).into())
+        }
+    }
+}
