@@ -17,7 +17,6 @@
 //! Everything runs in a scratch database and queue prefix of its own on the
 //! configured servers, dropped at the end (unless `--keep`).
 
-use crate::datagen;
 use crate::driver::{self, RunOptions};
 use crate::fake_openai::{FakeOpenAi, FakeOptions};
 use crate::local_workers::LocalWorkers;

@@ -6,7 +6,6 @@
 //! the tables (same columns, indexes and foreign keys). Prints both rates,
 //! their ratio, and the peak memory (VmHWM) of each seed worker.
 
-use crate::datagen;
 use crate::driver::{self, RunOptions};
 use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;

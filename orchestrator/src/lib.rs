@@ -5,7 +5,6 @@
 pub mod bench;
 pub mod bench_embeddings;
 pub mod bench_seed;
-pub mod datagen;
 pub mod driver;
 pub mod fake_openai;
 pub mod inspect;

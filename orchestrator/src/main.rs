@@ -3,7 +3,7 @@ use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
 use orchestrator::plan::Direction;
-use orchestrator::{bench, bench_embeddings, bench_seed, datagen, inspect, search};
+use orchestrator::{bench, bench_embeddings, bench_seed, inspect, search};
 use shared::catalogue;
 use shared::Config;
 use std::path::PathBuf;
@@ -225,7 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?,
             DataCommand::Sample { out } => datagen::write_sample_dataset(&out)?,
         };
-        print!("{summary}");
+        println!("{summary}");
         return Ok(());
     }
     let config = Config::from_env()?;
