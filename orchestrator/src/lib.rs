@@ -2,9 +2,6 @@
 //! the workers, and records what the database now holds. `main.rs` only
 //! parses arguments; each command lives in its own module.
 
-pub mod bench;
-pub mod bench_embeddings;
-pub mod bench_seed;
 pub mod driver;
 pub mod fake_openai;
 pub mod inspect;

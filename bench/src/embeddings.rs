@@ -4,7 +4,7 @@
 //!
 //! 1. the local model's throughput (texts/s, batch, threads) on the sample
 //!    reviews (`DATA_DIR/review.csv`);
-//! 2. with the in-process OpenAI-compatible fake ([`crate::fake_openai`],
+//! 2. with the in-process OpenAI-compatible fake ([`orchestrator::fake_openai`],
 //!    fixed delay per request, random 1536-dimension vectors): embeddings
 //!    per second of the embed phase with 1, 2 and 4 local worker processes
 //!    on a generated data set (default 100,000 reviews, seeded by the seed
@@ -17,14 +17,14 @@
 //! Everything runs in a scratch database and queue prefix of its own on the
 //! configured servers, dropped at the end (unless `--keep`).
 
-use crate::driver::{self, RunOptions};
-use crate::fake_openai::{FakeOpenAi, FakeOptions};
-use crate::local_workers::LocalWorkers;
-use crate::lock::WaitPolicy;
-use crate::plan::{Direction, PlanContext};
-use crate::revisions::embeddings::EmbeddingsPlanner;
-use crate::revisions::Planner;
 use anyhow::Context;
+use orchestrator::driver::{self, RunOptions};
+use orchestrator::fake_openai::{FakeOpenAi, FakeOptions};
+use orchestrator::local_workers::LocalWorkers;
+use orchestrator::lock::WaitPolicy;
+use orchestrator::plan::{Direction, PlanContext};
+use orchestrator::revisions::embeddings::EmbeddingsPlanner;
+use orchestrator::revisions::Planner;
 use shared::catalogue;
 use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
@@ -85,7 +85,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
 
     let database = format!("agenticshop_bench_embeddings_{tag}");
-    let (admin, url) = crate::bench::create_scratch(config, &database).await?;
+    let (admin, url) = crate::scratch::create(config, &database).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         dims: bench.dims,
@@ -109,7 +109,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 
     let result = run(&bench_config, bench, &server).await;
 
-    crate::bench::remove_scratch(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
     result
 }
 
