@@ -3,7 +3,7 @@
 //! limit. It prints:
 //!
 //! 1. the local model's throughput (texts/s, batch, threads) on the sample
-//!    reviews (`DATA_DIR/review.csv`);
+//!    reviews (`DATA_DIR/product_reviews.csv`);
 //! 2. with the in-process OpenAI-compatible fake ([`orchestrator::fake_openai`],
 //!    fixed delay per request, random 1536-dimension vectors): embeddings
 //!    per second of the embed phase with 1, 2 and 4 local worker processes
@@ -115,7 +115,9 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 
 /// The local model on the sample reviews; a missing model is reported, not fatal.
 async fn local_model(config: &Config) {
-    let path = config.data_dir.join("review.csv");
+    let path = config
+        .data_dir
+        .join(shared::seed::file_name("product_reviews"));
     let texts = match read_review_texts(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -148,8 +150,8 @@ fn read_review_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let headers = reader.headers()?.clone();
     let column = headers
         .iter()
-        .position(|h| h == "review_text")
-        .with_context(|| format!("{} has no review_text column", path.display()))?;
+        .position(|h| h == "review")
+        .with_context(|| format!("{} has no review column", path.display()))?;
     let mut texts = Vec::new();
     for record in reader.records() {
         let record = record?;
@@ -405,7 +407,7 @@ async fn write_path(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<
         table.create(&mut conn, bench.dims).await?;
     }
     let reviews: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id::bigint, review_text FROM public.review ORDER BY id")
+        sqlx::query_as("SELECT id::bigint, review FROM public.product_reviews ORDER BY id")
             .fetch_all(&mut conn)
             .await?;
     let mut comparison = WriteComparison {

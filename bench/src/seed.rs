@@ -38,7 +38,6 @@ const PLAIN_COPY_TYPES: &[(&str, &str, &str)] = &[
     ("users", "lifestyle_preferences", "jsonb"),
     ("users", "preferences", "jsonb"),
     ("features", "categories", "text"),
-    ("product_features", "feature_name", "text"),
 ];
 
 pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
@@ -159,9 +158,9 @@ async fn run(
         rate
     );
     println!(
-        "    its phase {} holding {}.csv:          {:>7.2} s  {:>9.0} rows/s  ({} tasks; a task {:.2} s median, {:.2} s max; {:.1} running on average)",
+        "    its phase {} holding {}:          {:>7.2} s  {:>9.0} rows/s  ({} tasks; a task {:.2} s median, {:.2} s max; {:.1} running on average)",
         phase.phase,
-        plain.review_table,
+        seed::file_name(&plain.review_table),
         phase.wall.as_secs_f64(),
         phase.rows as f64 / phase.wall.as_secs_f64(),
         phase.tasks,
@@ -177,20 +176,20 @@ async fn run(
     for (table, n, t) in &plain.files {
         println!(
             "      {:<24} {:>9} rows {:>7.2} s",
-            format!("{table}.csv"),
+            seed::file_name(table),
             n,
             t.as_secs_f64()
         );
     }
     println!(
-        "  plain psql \\copy, {}.csv in {streams} parallel streams, the other files one at a time:",
-        plain.review_table
+        "  plain psql \\copy, {} in {streams} parallel streams, the other files one at a time:",
+        seed::file_name(&plain.review_table)
     );
     println!(
-        "                                          {:>7.2} s  {:>9.0} rows/s  ({}.csv: {:.2} s)",
+        "                                          {:>7.2} s  {:>9.0} rows/s  ({}: {:.2} s)",
         parallel_time.as_secs_f64(),
         parallel_rate,
-        plain.review_table,
+        seed::file_name(&plain.review_table),
         plain.parallel_review.as_secs_f64()
     );
     println!(
@@ -202,8 +201,8 @@ async fn run(
         rate / parallel_rate
     );
     println!(
-        "  ratio ({streams} parallel streams of {}.csv / the seed's phase holding it, by time):  {:.2}  (target: at least 0.9)",
-        plain.review_table,
+        "  ratio ({streams} parallel streams of {} / the seed's phase holding it, by time):  {:.2}  (target: at least 0.9)",
+        seed::file_name(&plain.review_table),
         plain.parallel_review.as_secs_f64() / phase.wall.as_secs_f64()
     );
     for (pid, peak) in peaks {
@@ -352,7 +351,7 @@ async fn plain_copy(
         (&mut *conn).execute("RESET search_path").await?;
         for (name, definition) in foreign_keys {
             let definition = definition.replace("REFERENCES public.", "REFERENCES bench_copy.");
-            if definition.contains("personalized_product_section") {
+            if seed::DEPENDENTS.iter().any(|d| definition.contains(d)) {
                 continue;
             }
             (&mut *conn)
@@ -365,7 +364,7 @@ async fn plain_copy(
     }
     let mut files = Vec::new();
     for table in seed::tables() {
-        let file = data_dir.join(format!("{table}.csv"));
+        let file = data_dir.join(seed::file_name(table));
         let columns = copy_columns(&file)?;
         let elapsed = psql_copy(url, table, &columns, &file).await?;
         let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM bench_copy.{table}"))
@@ -377,7 +376,7 @@ async fn plain_copy(
     // The review file: the largest.
     let (review_table, review_rows) = seed::tables()
         .map(|t| {
-            let bytes = std::fs::metadata(data_dir.join(format!("{t}.csv"))).map_or(0, |m| m.len());
+            let bytes = std::fs::metadata(data_dir.join(seed::file_name(t))).map_or(0, |m| m.len());
             (bytes, t)
         })
         .max()
@@ -385,7 +384,7 @@ async fn plain_copy(
         .and_then(|t| files.iter().find(|(f, _, _)| f == t))
         .map(|(t, r, _)| (t.clone(), *r))
         .context("no files")?;
-    let file = data_dir.join(format!("{review_table}.csv"));
+    let file = data_dir.join(seed::file_name(&review_table));
     let columns = copy_columns(&file)?;
     let parts = split_records(&file, streams.max(1), &data_dir.join("parallel-copy"))?;
     (&mut *conn)
@@ -403,7 +402,11 @@ async fn plain_copy(
         .fetch_one(&mut *conn)
         .await?;
     if rows != review_rows {
-        bail!("{} parallel streams loaded {rows} rows of {review_table}.csv, one stream {review_rows}", parts.len());
+        bail!(
+            "{} parallel streams loaded {rows} rows of {}, one stream {review_rows}",
+            parts.len(),
+            seed::file_name(&review_table)
+        );
     }
     for part in &parts {
         let _ = std::fs::remove_file(part);

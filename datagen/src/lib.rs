@@ -61,7 +61,7 @@ pub struct GenerateOptions {
     /// Seed: the same seed gives byte-identical files.
     pub seed: u64,
     /// Share of reviews (0.0..=1.0) whose `feature_id` and `sentiment`
-    /// columns are filled in `review.csv` (the rest is left for enrichment).
+    /// columns are filled in `product_reviews.csv` (the rest is left for enrichment).
     pub labelled_share: f64,
 }
 
@@ -81,7 +81,7 @@ impl Default for GenerateOptions {
 /// One written file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSummary {
-    /// File name relative to the output directory (e.g. `review.csv`).
+    /// File name relative to the output directory (e.g. `product_reviews.csv`).
     pub file: String,
     /// Data rows (header not counted).
     pub rows: u64,
@@ -98,7 +98,7 @@ pub struct GenerateSummary {
 }
 
 impl GenerateSummary {
-    /// Rows written to `file` (e.g. `"review.csv"`), if it was written.
+    /// Rows written to `file` (e.g. `"product_reviews.csv"`), if it was written.
     pub fn rows(&self, file: &str) -> Option<u64> {
         self.files.iter().find(|f| f.file == file).map(|f| f.rows)
     }
@@ -244,7 +244,7 @@ impl Sentiment {
 /// File names and headers, exactly as in DATA-FORMAT.md.
 pub const FILES: [(&str, &[&str]); 8] = [
     (
-        "product.csv",
+        "products.csv",
         &[
             "id",
             "name",
@@ -272,23 +272,20 @@ pub const FILES: [(&str, &[&str]); 8] = [
         ],
     ),
     ("features.csv", &["id", "feature_name", "categories"]),
+    ("product_features.csv", &["id", "product_id", "feature_id"]),
     (
-        "product_features.csv",
-        &["id", "product_id", "feature_id", "feature_name"],
-    ),
-    (
-        "review.csv",
+        "product_reviews.csv",
         &[
             "id",
             "product_id",
             "user_name",
-            "review_text",
+            "review",
             "rating",
             "feature_id",
             "sentiment",
         ],
     ),
-    ("product_image.csv", &["id", "product_id", "image_url"]),
+    ("product_images.csv", &["id", "product_id", "image_url"]),
     ("variants.csv", &["id", "product_id", "price", "in_stock"]),
     (
         "variant_attributes.csv",
@@ -671,7 +668,7 @@ struct Writers {
     features: Counted,
     product_features: Counted,
     review: Counted,
-    product_image: Counted,
+    product_images: Counted,
     variants: Counted,
     variant_attributes: Counted,
     labels: Counted,
@@ -693,9 +690,9 @@ impl Writers {
             users: open(1, false)?,
             features: open(2, false)?,
             product_features: open(3, false)?,
-            // review.csv quotes every field, header included (a real quirk).
+            // product_reviews.csv quotes every field, header included (a real quirk).
             review: open(4, true)?,
-            product_image: open(5, false)?,
+            product_images: open(5, false)?,
             variants: open(6, false)?,
             variant_attributes: open(7, false)?,
             labels: Counted::open(dir, labels_file, &LABELS_HEADER, false)?,
@@ -714,7 +711,7 @@ impl Writers {
             self.features.finish()?,
             self.product_features.finish()?,
             self.review.finish()?,
-            self.product_image.finish()?,
+            self.product_images.finish()?,
             self.variants.finish()?,
             self.variant_attributes.finish()?,
             self.labels.finish()?,
@@ -746,18 +743,14 @@ impl Writers {
             let pf = self.next_pf.to_string();
             self.next_pf += 1;
             let fid = (f as usize + 1).to_string();
-            self.product_features.row([
-                pf.as_str(),
-                id.as_str(),
-                fid.as_str(),
-                &FEATURES[f as usize].name,
-            ])?;
+            self.product_features
+                .row([pf.as_str(), id.as_str(), fid.as_str()])?;
         }
         for n in 1..=p.images {
             let iid = self.next_image.to_string();
             self.next_image += 1;
             let url = format!("data/images/{}-image-{}.png", p.id, n);
-            self.product_image
+            self.product_images
                 .row([iid.as_str(), id.as_str(), url.as_str()])?;
         }
         for v in variants_for(rng, p) {

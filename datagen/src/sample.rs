@@ -8,7 +8,7 @@ use crate::*;
 
 const SAMPLE_SEED: u64 = 20_240_611;
 pub(crate) const SAMPLE_REVIEWS: usize = 1_200;
-/// Share of generated sample reviews labelled in review.csv (hand-written
+/// Share of generated sample reviews labelled in product_reviews.csv (hand-written
 /// ones never are), giving about 30% overall.
 const LABELLED_SHARE_OF_GENERATED: f64 = 0.33;
 

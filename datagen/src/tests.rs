@@ -87,7 +87,7 @@ fn same_seed_gives_identical_bytes_and_other_seed_differs() {
             fs::read(b.0.join(f)).unwrap(),
             "{f} differs for the same seed"
         );
-        if f == "review.csv" || f == "product.csv" {
+        if f == "product_reviews.csv" || f == "products.csv" {
             assert_ne!(
                 x,
                 fs::read(c.0.join(f)).unwrap(),
@@ -107,7 +107,7 @@ fn more_reviews_do_not_change_products() {
     })
     .unwrap();
     for f in [
-        "product.csv",
+        "products.csv",
         "users.csv",
         "product_features.csv",
         "variants.csv",
@@ -124,10 +124,10 @@ fn more_reviews_do_not_change_products() {
 fn row_counts_and_summary() {
     let d = TempDir::new("counts");
     let s = generate(&opts(&d.0, 1)).unwrap();
-    assert_eq!(s.rows("product.csv"), Some(30));
+    assert_eq!(s.rows("products.csv"), Some(30));
     assert_eq!(s.rows("users.csv"), Some(12));
     assert_eq!(s.rows("features.csv"), Some(FEATURES.len() as u64));
-    assert_eq!(s.rows("review.csv"), Some(2_000));
+    assert_eq!(s.rows("product_reviews.csv"), Some(2_000));
     assert_eq!(s.rows("review_labels.csv"), Some(2_000));
     let pf = s.rows("product_features.csv").unwrap();
     assert!(
@@ -139,7 +139,7 @@ fn row_counts_and_summary() {
         assert_eq!(t.rows.len() as u64, f.rows, "{}", f.file);
         assert_eq!(fs::metadata(d.0.join(&f.file)).unwrap().len(), f.bytes);
     }
-    assert!(s.to_string().contains("review.csv"));
+    assert!(s.to_string().contains("product_reviews.csv"));
 }
 
 #[test]
@@ -154,10 +154,12 @@ fn every_file_parses_with_exact_headers() {
             assert_eq!(r.len(), h.len(), "{f}");
         }
     }
-    // review.csv quotes every field, header included; others only when needed.
-    let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
-    assert!(raw.starts_with("\"id\",\"product_id\",\"user_name\",\"review_text\",\"rating\",\"feature_id\",\"sentiment\"\n"));
-    let raw = fs::read_to_string(d.0.join("product.csv")).unwrap();
+    // product_reviews.csv quotes every field, header included; others only when needed.
+    let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
+    assert!(raw.starts_with(
+        "\"id\",\"product_id\",\"user_name\",\"review\",\"rating\",\"feature_id\",\"sentiment\"\n"
+    ));
+    let raw = fs::read_to_string(d.0.join("products.csv")).unwrap();
     assert!(raw.starts_with("id,name,category,price,brand,description,specifications\n"));
 }
 
@@ -165,7 +167,7 @@ fn every_file_parses_with_exact_headers() {
 fn field_formats() {
     let d = TempDir::new("formats");
     generate(&opts(&d.0, 4)).unwrap();
-    let p = read(&d.0.join("product.csv"));
+    let p = read(&d.0.join("products.csv"));
     let mut cats = HashSet::new();
     for r in &p.rows {
         cats.insert(r[p.col("category")].to_string());
@@ -210,7 +212,7 @@ fn field_formats() {
         r[u.col("age")].parse::<u32>().unwrap();
     }
 
-    let rv = read(&d.0.join("review.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
     let (mut plain, mut decimal) = (0, 0);
     for r in &rv.rows {
         match &r[rv.col("rating")] {
@@ -221,7 +223,7 @@ fn field_formats() {
     }
     assert!(plain > 0 && decimal > 0);
 
-    let img = read(&d.0.join("product_image.csv"));
+    let img = read(&d.0.join("product_images.csv"));
     for r in &img.rows {
         let want = format!("data/images/{}-image-", &r[img.col("product_id")]);
         let url = &r[img.col("image_url")];
@@ -263,21 +265,21 @@ fn categories_use_python_literal_lists() {
 fn referential_integrity() {
     let d = TempDir::new("fk");
     generate(&opts(&d.0, 6)).unwrap();
-    let p = read(&d.0.join("product.csv"));
+    let p = read(&d.0.join("products.csv"));
     let f = read(&d.0.join("features.csv"));
     let pf = read(&d.0.join("product_features.csv"));
-    let rv = read(&d.0.join("review.csv"));
-    let img = read(&d.0.join("product_image.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
+    let img = read(&d.0.join("product_images.csv"));
     let v = read(&d.0.join("variants.csv"));
     let va = read(&d.0.join("variant_attributes.csv"));
     let lb = read(&d.0.join("review_labels.csv"));
     let pids = p.ids("id");
     let fids = f.ids("id");
     for (t, name) in [
-        (&p, "product"),
+        (&p, "products"),
         (&f, "features"),
         (&pf, "pf"),
-        (&rv, "review"),
+        (&rv, "product_reviews"),
         (&img, "image"),
         (&v, "variants"),
         (&va, "va"),
@@ -301,7 +303,6 @@ fn referential_integrity() {
     for r in &pf.rows {
         let (pid, fid) = (r[1].parse::<u64>().unwrap(), r[2].parse::<u64>().unwrap());
         assert!(pids.contains(&pid) && fids.contains(&fid));
-        assert_eq!(fname_by_id[&fid], &r[3]);
         assert!(links.insert((pid, fid)), "duplicate product/feature pair");
         // The feature belongs to the product's category.
         let cats = &f
@@ -360,7 +361,7 @@ fn referential_integrity() {
 fn labelled_columns_match_ground_truth_and_share() {
     let d = TempDir::new("labels");
     generate(&opts(&d.0, 9)).unwrap();
-    let rv = read(&d.0.join("review.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
     let lb = read(&d.0.join("review_labels.csv"));
     assert_eq!(rv.rows.len(), lb.rows.len());
     let mut labelled = 0;
@@ -384,7 +385,7 @@ fn labelled_columns_match_ground_truth_and_share() {
         ..opts(&none.0, 9)
     })
     .unwrap();
-    let rv = read(&none.0.join("review.csv"));
+    let rv = read(&none.0.join("product_reviews.csv"));
     assert!(rv.rows.iter().all(|r| r[5].is_empty() && r[6].is_empty()));
 }
 
@@ -392,7 +393,7 @@ fn labelled_columns_match_ground_truth_and_share() {
 fn ratings_follow_sentiment() {
     let d = TempDir::new("ratings");
     generate(&opts(&d.0, 10)).unwrap();
-    let rv = read(&d.0.join("review.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
     let lb = read(&d.0.join("review_labels.csv"));
     let mut sum: HashMap<String, (f64, usize)> = HashMap::new();
     for (r, l) in rv.rows.iter().zip(&lb.rows) {
@@ -412,7 +413,7 @@ fn ratings_follow_sentiment() {
 fn reviews_are_varied_and_contain_the_quirks() {
     let d = TempDir::new("variety");
     generate(&opts(&d.0, 11)).unwrap();
-    let rv = read(&d.0.join("review.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
     let texts: Vec<&str> = rv.rows.iter().map(|r| &r[3]).collect();
     let distinct: HashSet<&&str> = texts.iter().collect();
     assert!(
@@ -465,10 +466,10 @@ fn tricky_review_round_trips() {
         w.write_review(2, 1, "Zoë", "plain", "5", None).unwrap();
         w.finish().unwrap();
     }
-    let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
+    let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
     assert!(raw.contains("\"Great, really \"\"great\"\" sound"));
     assert!(raw.contains("\"2\",\"1\",\"Zoë\",\"plain\",\"5\",\"\",\"\"\n"));
-    let t = read(&d.0.join("review.csv"));
+    let t = read(&d.0.join("product_reviews.csv"));
     assert_eq!(&t.rows[0][2], "O'Brien, Liam");
     assert_eq!(&t.rows[0][3], text);
     assert_eq!(&t.rows[0][4], "3.00");
@@ -608,7 +609,7 @@ fn rejects_bad_options() {
         ..opts(&d.0, 1)
     })
     .unwrap();
-    assert_eq!(s.rows("review.csv"), Some(0));
+    assert_eq!(s.rows("product_reviews.csv"), Some(0));
     assert_eq!(s.rows("features.csv"), Some(60));
 }
 
@@ -674,10 +675,13 @@ fn a_bad_bank_is_refused_with_its_file_and_position() {
 fn sample_dataset_shape() {
     let d = TempDir::new("sample");
     let s = write_sample_dataset(&d.0).unwrap();
-    assert_eq!(s.rows("product.csv"), Some(60));
+    assert_eq!(s.rows("products.csv"), Some(60));
     assert_eq!(s.rows("features.csv"), Some(60));
     assert_eq!(s.rows("users.csv"), Some(8));
-    assert_eq!(s.rows("review.csv"), Some(sample::SAMPLE_REVIEWS as u64));
+    assert_eq!(
+        s.rows("product_reviews.csv"),
+        Some(sample::SAMPLE_REVIEWS as u64)
+    );
     assert_eq!(
         s.rows("eval/review_labels_handwritten.csv"),
         Some(HAND.len() as u64)
@@ -685,7 +689,7 @@ fn sample_dataset_shape() {
     assert!(s.rows("eval/review_labels.csv").unwrap() >= 200);
     assert!(s.total_bytes() < 2_000_000, "{} bytes", s.total_bytes());
 
-    let p = read(&d.0.join("product.csv"));
+    let p = read(&d.0.join("products.csv"));
     let mut per_cat: HashMap<String, usize> = HashMap::new();
     for r in &p.rows {
         *per_cat.entry(r[2].to_string()).or_default() += 1;
@@ -698,7 +702,7 @@ fn sample_dataset_shape() {
         .iter()
         .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap()))
         .collect();
-    let rv = read(&d.0.join("review.csv"));
+    let rv = read(&d.0.join("product_reviews.csv"));
     let labelled = rv.rows.iter().filter(|r| !r[5].is_empty()).count();
     let share = labelled as f64 / rv.rows.len() as f64;
     assert!((0.25..0.35).contains(&share), "{share}");
@@ -718,7 +722,7 @@ fn sample_dataset_shape() {
     for r in &hw.rows {
         assert!(texts.contains(&by_id[&r[0].parse::<u64>().unwrap()][3]));
     }
-    let raw = fs::read_to_string(d.0.join("review.csv")).unwrap();
+    let raw = fs::read_to_string(d.0.join("product_reviews.csv")).unwrap();
     assert!(raw.starts_with("\"id\",\"product_id\""));
 }
 
@@ -726,7 +730,7 @@ fn sample_dataset_shape() {
 #[test]
 fn shipped_sample_data_is_up_to_date() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-    if !shipped.join("review.csv").exists() {
+    if !shipped.join("product_reviews.csv").exists() {
         eprintln!("no shipped data at {}; skipped", shipped.display());
         return;
     }

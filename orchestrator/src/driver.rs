@@ -197,6 +197,35 @@ pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
     }
 }
 
+/// Refuses a database that this project's earlier layout built (tables
+/// `public.product` / `public.review`, `alembic_version` set): this version's
+/// revisions read and write the current tables, so running them there would
+/// half-migrate it. Called before anything is written, not even the
+/// pipeline's own tables.
+pub async fn refuse_earlier_layout(pool: &PgPool) -> anyhow::Result<()> {
+    let Some(version) = db::current_revision(pool).await? else {
+        return Ok(());
+    };
+    let (older, current): (Vec<String>, bool) = sqlx::query_as(
+        "SELECT ARRAY(SELECT t FROM unnest(ARRAY['public.product', 'public.review', 'public.product_image', 'public.personalized_product_section']) AS t
+                       WHERE to_regclass(t) IS NOT NULL),
+                to_regclass('public.products') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    if older.is_empty() || current {
+        return Ok(());
+    }
+    bail!(
+        "this database was built with the earlier table layout: it has {} and alembic_version {version}, \
+         but no public.products; this version creates and reads the current layout (products, product_reviews, \
+         product_images, personalized_product_sections) and will not change this database. Either run \
+         `orchestrator downgrade base` with the earlier version of this project first, or point DATABASE_URL \
+         at a fresh database; nothing was changed",
+        older.join(", ")
+    );
+}
+
 /// The revisions to run, in order, to get from `current` to `target`.
 pub fn path(
     current: Option<usize>,

@@ -110,7 +110,7 @@ enum DataCommand {
         users: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Share of reviews whose feature_id and sentiment are filled in review.csv.
+        /// Share of reviews whose feature_id and sentiment are filled in product_reviews.csv.
         #[arg(long, default_value_t = 0.3)]
         labelled_share: f64,
     },
@@ -233,9 +233,11 @@ async fn migrate(
         },
         data_dir: data_dir.clone(),
     };
-    // Refuse an unavailable revision before doing anything at all...
+    // Refuse an earlier-layout database or an unavailable revision before
+    // doing anything at all...
     {
         let pool = connect(config).await?;
+        driver::refuse_earlier_layout(&pool).await?;
         let current = driver::current_index(&pool).await?;
         driver::check_available(&path_for(current, target, direction)?)?;
         pool.close().await;

@@ -30,7 +30,7 @@ impl Direction {
 pub struct PlannedTask {
     pub role: Role,
     pub kind: String,
-    /// Short human label for progress and errors ("review.csv records 1–50000").
+    /// Short human label for progress and errors ("product_reviews.csv records 1–50000").
     pub label: String,
     pub payload: Value,
 }

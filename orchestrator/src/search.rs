@@ -140,7 +140,7 @@ pub async fn search(
     let ids: Vec<i64> = nearest.iter().filter_map(|(id, _, _)| *id).collect();
     let names: std::collections::HashMap<i64, String> = if target == SearchIn::Products {
         sqlx::query_as::<_, (i64, Option<String>)>(
-            "SELECT id::bigint, name::text FROM public.product WHERE id = ANY($1)",
+            "SELECT id::bigint, name::text FROM public.products WHERE id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)

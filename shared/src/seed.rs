@@ -9,14 +9,125 @@ use serde::{Deserialize, Serialize};
 /// The seeded tables in load order, phase by phase (foreign keys point from a
 /// later phase to an earlier one).
 pub const PHASES: [&[&str]; 3] = [
-    &["users", "product", "features"],
-    &["product_features", "review", "product_image", "variants"],
+    &["users", "products", "features"],
+    &[
+        "product_features",
+        "product_reviews",
+        "product_images",
+        "variants",
+    ],
     &["variant_attributes"],
 ];
 
 /// Every seeded table, in load order.
 pub fn tables() -> impl DoubleEndedIterator<Item = &'static str> {
     PHASES.iter().flat_map(|phase| phase.iter().copied())
+}
+
+/// The tables that reference seeded tables without being seeded: emptying
+/// the seeded tables must name them too.
+pub const DEPENDENTS: [&str; 1] = ["personalized_product_sections"];
+
+/// How a data directory written for the older version of the original
+/// spells one table: its file name and the header columns that differ.
+#[derive(Debug, Clone, Copy)]
+pub struct OlderSpelling {
+    pub table: &'static str,
+    pub file: &'static str,
+    /// `(older header name, current column)`.
+    pub renamed: &'static [(&'static str, &'static str)],
+    /// Older columns that are no table column (dropped without a word of
+    /// their own: the planner's one mapping line names them).
+    pub dropped: &'static [&'static str],
+}
+
+/// The four tables the older naming spells differently (DATA-FORMAT.md).
+/// `product_features.csv` keeps its name; only its extra column tells.
+pub const OLDER_SPELLINGS: [OlderSpelling; 4] = [
+    OlderSpelling {
+        table: "products",
+        file: "product.csv",
+        renamed: &[],
+        dropped: &[],
+    },
+    OlderSpelling {
+        table: "product_reviews",
+        file: "review.csv",
+        renamed: &[("review_text", "review")],
+        dropped: &[],
+    },
+    OlderSpelling {
+        table: "product_images",
+        file: "product_image.csv",
+        renamed: &[],
+        dropped: &[],
+    },
+    OlderSpelling {
+        table: "product_features",
+        file: "product_features.csv",
+        renamed: &[],
+        dropped: &["feature_name"],
+    },
+];
+
+/// The current file name of a seeded table.
+pub fn file_name(table: &str) -> String {
+    format!("{table}.csv")
+}
+
+/// A data file's name as it is on disk (older or current naming), for messages.
+pub fn display_name(file: &std::path::Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+pub fn older_spelling(table: &str) -> Option<&'static OlderSpelling> {
+    OLDER_SPELLINGS.iter().find(|o| o.table == table)
+}
+
+/// How the header of one file differs from its table, as the planner found
+/// it: empty for a file in the current naming.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRenames {
+    /// `(header name, table column)`.
+    #[serde(default)]
+    pub renamed: Vec<(String, String)>,
+    /// Header names that are known older columns, ignored silently.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+}
+
+impl HeaderRenames {
+    /// The table column a header name stands for (`None`: dropped).
+    pub fn column<'a>(&'a self, header: &'a str) -> Option<&'a str> {
+        if self.dropped.iter().any(|d| d == header) {
+            return None;
+        }
+        Some(
+            self.renamed
+                .iter()
+                .find(|(older, _)| older == header)
+                .map_or(header, |(_, current)| current.as_str()),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.renamed.is_empty() && self.dropped.is_empty()
+    }
+}
+
+/// One seeded table's file, as the planner resolved it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    pub table: String,
+    /// Absolute path, which every worker machine must see as the orchestrator does.
+    pub file: String,
+    #[serde(default)]
+    pub header: HeaderRenames,
 }
 
 /// How a run writes.
@@ -39,6 +150,8 @@ pub struct LoadPayload {
     pub table: String,
     /// Absolute path, which every worker machine must see as the orchestrator does.
     pub file: String,
+    #[serde(default)]
+    pub header: HeaderRenames,
     pub chunk: Chunk,
     /// Size of the file when the run was planned: a worker that sees
     /// another size is not reading the file the ranges were cut from.
@@ -72,8 +185,8 @@ pub enum MemoryTableState {
 #[serde(deny_unknown_fields)]
 pub struct FinalizePayload {
     pub mode: Mode,
-    /// `(table, absolute file path)` in load order.
-    pub files: Vec<(String, String)>,
+    /// In load order.
+    pub files: Vec<SeedFile>,
     pub memory_table: String,
     pub memory_state: MemoryTableState,
 }

@@ -30,31 +30,6 @@ async fn columns(env: &TestEnv) -> Vec<String> {
     .unwrap()
 }
 
-/// Every constraint as `table name definition`.
-async fn constraints(env: &TestEnv) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT cl.relname || ' ' || co.conname || ' ' || pg_get_constraintdef(co.oid)
-           FROM pg_constraint co
-           JOIN pg_class cl ON cl.oid = co.conrelid
-           JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = 'public'
-          WHERE cl.relname <> 'alembic_version'
-          ORDER BY 1",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
-async fn indexes(env: &TestEnv) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT tablename || ' ' || indexdef FROM pg_indexes
-          WHERE schemaname = 'public' AND indexname LIKE 'ix\\_%' ORDER BY indexname",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
 async fn enum_labels(env: &TestEnv) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT e.enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
@@ -65,105 +40,46 @@ async fn enum_labels(env: &TestEnv) -> Vec<String> {
     .unwrap()
 }
 
-fn lines(spec: &str) -> Vec<String> {
-    let mut v: Vec<String> = spec
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    v.sort();
-    v
+/// The catalogue facts of the application tables (one normalised line per
+/// column, constraint, index and enum), by the query the facts file was made with.
+async fn schema_facts(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar(include_str!("../fixtures/schema/schema_facts.sql"))
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
 }
 
-const EXPECTED_COLUMNS: &str = "
-    features.id integer not null default nextval('features_id_seq'::regclass)
-    features.feature_name character varying(255) not null
-    features.categories jsonb not null
-    personalized_product_section.product_id integer not null
-    personalized_product_section.user_id integer not null
-    personalized_product_section.personalization jsonb
-    personalized_product_section.status personalized_product_section_status not null
-    personalized_product_section.phoenix_trace_id character varying(128)
-    personalized_product_section.created_at timestamp with time zone default now()
-    product.id integer not null default nextval('product_id_seq'::regclass)
-    product.name character varying
-    product.category character varying
-    product.price numeric(10,2)
-    product.brand character varying(64)
-    product.description text
-    product.specifications jsonb
-    product.created_at timestamp with time zone default now()
-    product_features.id integer not null default nextval('product_features_id_seq'::regclass)
-    product_features.product_id integer not null
-    product_features.feature_id integer not null
-    product_image.id integer not null default nextval('product_image_id_seq'::regclass)
-    product_image.product_id integer
-    product_image.image_url text not null
-    product_image.created_at timestamp with time zone default now()
-    review.id integer not null default nextval('review_id_seq'::regclass)
-    review.product_id integer
-    review.user_name character varying(255)
-    review.review_text text
-    review.rating numeric(5,2)
-    review.feature_id integer
-    review.sentiment text
-    review.created_at timestamp with time zone default now()
-    users.id integer not null default nextval('users_id_seq'::regclass)
-    users.first_name character varying(255)
-    users.last_name character varying(255)
-    users.city character varying(255)
-    users.gender character varying(64)
-    users.age integer
-    users.avatar_url text
-    users.hobbies character varying[]
-    users.search_history character varying[]
-    users.lifestyle_preferences character varying[]
-    users.location character varying
-    variant_attributes.id integer not null default nextval('variant_attributes_id_seq'::regclass)
-    variant_attributes.product_id integer not null
-    variant_attributes.variant_id integer not null
-    variant_attributes.attribute_name character varying(128) not null
-    variant_attributes.attribute_value character varying(128) not null
-    variants.id integer not null default nextval('variants_id_seq'::regclass)
-    variants.product_id integer not null
-    variants.price numeric(10,2) not null
-    variants.in_stock integer not null
-";
+/// What the current original's own migration leaves in the catalogue.
+fn expected_schema_facts() -> Vec<String> {
+    include_str!("../fixtures/schema/1b33292593a9.facts.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
 
-/// Constraints; primary keys and anonymous foreign keys are matched by
-/// definition (their names are PostgreSQL's defaults, as with Alembic).
-const EXPECTED_CONSTRAINTS: &str = "
-    features features_feature_name_key UNIQUE (feature_name)
-    features features_pkey PRIMARY KEY (id)
-    personalized_product_section personalized_product_section_pkey PRIMARY KEY (product_id, user_id)
-    personalized_product_section personalized_product_section_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
-    personalized_product_section personalized_product_section_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
-    product product_pkey PRIMARY KEY (id)
-    product_features product_features_feature_id_fkey FOREIGN KEY (feature_id) REFERENCES features(id) ON DELETE CASCADE
-    product_features product_features_pkey PRIMARY KEY (id)
-    product_features product_features_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
-    product_features uq_product_feature UNIQUE (product_id, feature_id)
-    product_image product_image_pkey PRIMARY KEY (id)
-    product_image product_image_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
-    review fk_review_feature FOREIGN KEY (feature_id) REFERENCES features(id) ON DELETE SET NULL
-    review review_pkey PRIMARY KEY (id)
-    review review_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
-    users users_pkey PRIMARY KEY (id)
-    variant_attributes variant_attributes_pkey PRIMARY KEY (id)
-    variant_attributes variant_attributes_variant_id_fkey FOREIGN KEY (variant_id) REFERENCES variants(id) ON DELETE CASCADE
-    variants variants_pkey PRIMARY KEY (id)
-    variants variants_product_id_fkey FOREIGN KEY (product_id) REFERENCES product(id) ON DELETE CASCADE
-";
-
-const EXPECTED_INDEXES: &str = "
-    product CREATE INDEX ix_product_id ON public.product USING btree (id)
-    product_image CREATE INDEX ix_product_image_id ON public.product_image USING btree (id)
-    review CREATE INDEX ix_review_id ON public.review USING btree (id)
-    users CREATE INDEX ix_users_id ON public.users USING btree (id)
-    variant_attributes CREATE INDEX ix_variant_attributes_id ON public.variant_attributes USING btree (id)
-    variants CREATE INDEX ix_variants_id ON public.variants USING btree (id)
-";
+/// Fails with the facts missing from the database and those it has in
+/// excess, one per line, rather than two 90-line lists.
+fn assert_same_facts(got: &[String], expected: &[String], round: usize) {
+    let missing: Vec<&String> = expected.iter().filter(|f| !got.contains(f)).collect();
+    let extra: Vec<&String> = got.iter().filter(|f| !expected.contains(f)).collect();
+    if missing.is_empty() && extra.is_empty() && got.len() == expected.len() {
+        return;
+    }
+    let mut diff = String::new();
+    for fact in &missing {
+        diff.push_str(&format!("\n  - {fact}"));
+    }
+    for fact in &extra {
+        diff.push_str(&format!("\n  + {fact}"));
+    }
+    panic!(
+        "round {round}: the catalogue differs from tests/fixtures/schema/1b33292593a9.facts.txt \
+         ({} facts expected, {} found; - expected but missing, + found but not expected):{diff}",
+        expected.len(),
+        got.len()
+    );
+}
 
 async fn current(env: &TestEnv) -> String {
     let out = env.orchestrator(&["current"]).await;
@@ -182,19 +98,7 @@ async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_not
             format!("{SCHEMA} (schema)"),
             "round {round}"
         );
-        let mut got = columns(&env).await;
-        got.sort();
-        assert_eq!(got, lines(EXPECTED_COLUMNS), "round {round}: columns");
-        assert_eq!(
-            constraints(&env).await,
-            lines(EXPECTED_CONSTRAINTS),
-            "round {round}: constraints"
-        );
-        assert_eq!(
-            indexes(&env).await,
-            lines(EXPECTED_INDEXES),
-            "round {round}: indexes"
-        );
+        assert_same_facts(&schema_facts(&env).await, &expected_schema_facts(), round);
         assert_eq!(
             enum_labels(&env).await,
             ["pending", "running", "done", "failed"],
@@ -233,7 +137,7 @@ async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
     assert!(stderr.contains("not available in this version"), "{stderr}");
     assert!(stderr.contains(unavailable.id), "{stderr}");
     // Nothing was done: not even the pipeline's own tables.
-    let touched: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.runs') IS NOT NULL OR to_regclass('public.product') IS NOT NULL")
+    let touched: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.runs') IS NOT NULL OR to_regclass('public.products') IS NOT NULL")
         .fetch_one(&env.pool)
         .await
         .unwrap();
@@ -776,5 +680,80 @@ async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
         .unwrap();
     assert_success(&out);
     assert_eq!(marks(&env).await, (40, 40));
+    env.cleanup().await;
+}
+
+/// Every table and column outside the system schemas, and what
+/// `alembic_version` holds: what "unchanged" means for a database.
+async fn database_state(env: &TestEnv) -> (Vec<String>, Vec<String>) {
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema || '.' || table_name || '.' || column_name || ' ' || data_type
+           FROM information_schema.columns
+          WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+          ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let version: Vec<String> = sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    (columns, version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_in_the_earlier_layout_is_refused_and_left_unchanged() {
+    let mut env = TestEnv::new("earlier_layout").await;
+    env.start_worker(&["--role", "seed"]);
+    // What this project's earlier version left: the older table names, seeded.
+    sqlx::raw_sql(
+        "CREATE TABLE public.product (id serial PRIMARY KEY, name varchar);
+         CREATE TABLE public.review (id serial PRIMARY KEY, product_id integer REFERENCES public.product (id), review_text text);
+         CREATE TABLE public.alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);
+         INSERT INTO public.product (name) VALUES ('Auralis QuietLine 700');
+         INSERT INTO public.review (product_id, review_text) VALUES (1, 'Great.');
+         INSERT INTO public.alembic_version VALUES ('ef85393336cb');",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let before = database_state(&env).await;
+    for command in [
+        &["upgrade", "head"][..],
+        &["upgrade", "cc30da9b96c1"],
+        &["downgrade", "base"],
+    ] {
+        let out = env.orchestrator(command).await;
+        let shown = text(&out);
+        assert!(
+            !out.status.success(),
+            "{command:?} must be refused:\n{shown}"
+        );
+        for needle in [
+            "earlier table layout",
+            "public.product, public.review",
+            "alembic_version ef85393336cb",
+            "downgrade base` with the earlier version",
+            "a fresh database",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "{command:?}: {needle:?} in\n{shown}"
+            );
+        }
+        assert_eq!(
+            database_state(&env).await,
+            before,
+            "{command:?} changed the database"
+        );
+    }
+    let rows: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM public.product), (SELECT count(*) FROM public.review)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, (1, 1));
     env.cleanup().await;
 }

@@ -60,8 +60,8 @@ async fn seeded(name: &str, server: Option<&FakeOpenAi>, workers: usize) -> Test
 
 async fn source_counts(env: &TestEnv) -> (i64, i64, i64) {
     (
-        scalar_i64(env, "SELECT count(*) FROM public.product").await,
-        scalar_i64(env, "SELECT count(*) FROM public.review").await,
+        scalar_i64(env, "SELECT count(*) FROM public.products").await,
+        scalar_i64(env, "SELECT count(*) FROM public.product_reviews").await,
         scalar_i64(env, "SELECT count(*) FROM public.memories").await,
     )
 }
@@ -247,7 +247,7 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
     );
 
     // One review's text changed: exactly that text is embedded again, in place.
-    sqlx::query("UPDATE public.review SET review_text = 'The battery died after two days. Very disappointed.' WHERE id = 7")
+    sqlx::query("UPDATE public.product_reviews SET review = 'The battery died after two days. Very disappointed.' WHERE id = 7")
         .execute(&env.pool)
         .await
         .unwrap();
@@ -273,7 +273,7 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
     );
 
     // A review deleted: its vector goes, nothing is embedded.
-    sqlx::query("DELETE FROM public.review WHERE id = 9")
+    sqlx::query("DELETE FROM public.product_reviews WHERE id = 9")
         .execute(&env.pool)
         .await
         .unwrap();
@@ -483,10 +483,11 @@ async fn search_with_the_local_model_finds_the_obvious_match() {
         "top hit:\n{stdout}"
     );
 
-    let review: String = sqlx::query_scalar("SELECT review_text FROM public.review WHERE id = 15")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let review: String =
+        sqlx::query_scalar("SELECT review FROM public.product_reviews WHERE id = 15")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
     let query: String = review
         .split_whitespace()
         .take(30)

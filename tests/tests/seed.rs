@@ -13,11 +13,11 @@ const SCHEMA: &str = "1b33292593a9";
 /// Rows of each file of the sample data set (data/README.md).
 const SAMPLE_COUNTS: [(&str, i64); 8] = [
     ("users", 8),
-    ("product", 60),
+    ("products", 60),
     ("features", 60),
     ("product_features", 448),
-    ("review", 1200),
-    ("product_image", 184),
+    ("product_reviews", 1200),
+    ("product_images", 184),
     ("variants", 148),
     ("variant_attributes", 289),
 ];
@@ -115,7 +115,7 @@ async fn the_sample_data_set_loads_with_exact_counts_and_values() {
     assert_eq!(kind, "array");
     // HTML kept verbatim; specifications a JSON object.
     let (description, spec_kind): (String, String) = sqlx::query_as(
-        "SELECT description, jsonb_typeof(specifications) FROM public.product WHERE id = 1",
+        "SELECT description, jsonb_typeof(specifications) FROM public.products WHERE id = 1",
     )
     .fetch_one(&env.pool)
     .await
@@ -127,40 +127,39 @@ async fn the_sample_data_set_loads_with_exact_counts_and_values() {
     assert_eq!(spec_kind, "object");
     // `5` (review 8) and `5.00` (review 11) are both 5.00.
     let ratings: Vec<String> = sqlx::query_scalar(
-        "SELECT rating::text FROM public.review WHERE id IN (8, 11) ORDER BY id",
+        "SELECT rating::text FROM public.product_reviews WHERE id IN (8, 11) ORDER BY id",
     )
     .fetch_all(&env.pool)
     .await
     .unwrap();
     assert_eq!(ratings, ["5.00", "5.00"]);
     // A quoted field with a newline (review 15), and empty fields as NULL.
-    let (review_text, feature_id, sentiment): (String, Option<i32>, Option<String>) =
-        sqlx::query_as(
-            "SELECT review_text, feature_id, sentiment FROM public.review WHERE id = 15",
-        )
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert!(review_text.contains('\n'), "{review_text:?}");
-    assert!(
-        review_text.starts_with("Had them for a month. My commute is 45 minutes by bus each way.")
-    );
-    let labelled: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM public.review WHERE sentiment IS NOT NULL")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (review, feature_id, sentiment): (String, Option<i32>, Option<String>) = sqlx::query_as(
+        "SELECT review, feature_id, sentiment FROM public.product_reviews WHERE id = 15",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(review.contains('\n'), "{review:?}");
+    assert!(review.starts_with("Had them for a month. My commute is 45 minutes by bus each way."));
+    let labelled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public.product_reviews WHERE sentiment IS NOT NULL",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(
         labelled, 364,
         "reviews with a sentiment (the others are empty, hence NULL)"
     );
     let _ = (feature_id, sentiment);
     // Non-ASCII text intact.
-    let cafe: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM public.review WHERE review_text LIKE '%café%'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let cafe: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public.product_reviews WHERE review LIKE '%café%'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert!(cafe > 0);
     env.cleanup().await;
 }
@@ -169,14 +168,14 @@ async fn the_sample_data_set_loads_with_exact_counts_and_values() {
 async fn after_seeding_inserts_without_ids_succeed() {
     let env = seeded("seed_sequences", 1).await;
     let id: i32 = sqlx::query_scalar(
-        "INSERT INTO public.review (product_id, user_name, review_text, rating) VALUES (1, 'New', 'Fine.', 4) RETURNING id",
+        "INSERT INTO public.product_reviews (product_id, user_name, review, rating) VALUES (1, 'New', 'Fine.', 4) RETURNING id",
     )
     .fetch_one(&env.pool)
     .await
     .expect("an insert without an id after seeding");
     assert_eq!(id, 1201);
     for (table, insert) in [
-        ("product", "INSERT INTO public.product (name) VALUES ('x') RETURNING id"),
+        ("products", "INSERT INTO public.products (name) VALUES ('x') RETURNING id"),
         ("users", "INSERT INTO public.users (first_name) VALUES ('x') RETURNING id"),
         ("features", "INSERT INTO public.features (feature_name, categories) VALUES ('New feature', '[]') RETURNING id"),
         ("variants", "INSERT INTO public.variants (product_id, price, in_stock) VALUES (1, 1, 1) RETURNING id"),
@@ -273,29 +272,29 @@ const BAD_INPUTS: &[BadInput] = &[
     BadInput {
         what: "JSON that does not parse",
         corrupt: |dir| {
-            edit(dir, "product.csv", |c| {
+            edit(dir, "products.csv", |c| {
                 replace_first(c, b"\"{\"\"Type\"\"", b"\"{\"\"Type\"\" oops")
             })
         },
-        expected: &["product.csv line 2, column specifications", "expected JSON"],
+        expected: &["products.csv line 2, column specifications", "expected JSON"],
     },
     BadInput {
         what: "a foreign key that points nowhere",
         corrupt: |dir| {
-            edit(dir, "review.csv", |c| {
+            edit(dir, "product_reviews.csv", |c| {
                 let c = replace_first(c, b"\n\"1\",\"30\",", b"\n\"1\",\"9999\",");
                 replace_first(c, b"\n\"2\",\"57\",", b"\n\"2\",\"8888\",")
             })
         },
         expected: &[
-            "review.csv line 2, column product_id: 9999 points nowhere: public.product has no row with id 9999",
-            "review.csv line 3, column product_id: 8888 points nowhere",
+            "product_reviews.csv line 2, column product_id: 9999 points nowhere: public.products has no row with id 9999",
+            "product_reviews.csv line 3, column product_id: 8888 points nowhere",
         ],
     },
     BadInput {
         what: "a duplicate id",
         corrupt: |dir| {
-            edit(dir, "product_image.csv", |c| {
+            edit(dir, "product_images.csv", |c| {
                 replace_first(
                     c,
                     b"\n2,1,data/images/1-image-2.png\n",
@@ -303,7 +302,7 @@ const BAD_INPUTS: &[BadInput] = &[
                 )
             })
         },
-        expected: &["product_image.csv lines 2, 3, column id", "duplicate id 1"],
+        expected: &["product_images.csv lines 2, 3, column id", "duplicate id 1"],
     },
     BadInput {
         what: "a missing required column",
@@ -320,16 +319,20 @@ const BAD_INPUTS: &[BadInput] = &[
     BadInput {
         what: "a file that is not UTF-8",
         corrupt: |dir| {
-            edit(dir, "review.csv", |c| {
+            edit(dir, "product_reviews.csv", |c| {
                 replace_first(c, "café".as_bytes(), b"caf\xe9")
             })
         },
-        expected: &["review.csv line ", "column review_text", "not valid UTF-8"],
+        expected: &[
+            "product_reviews.csv line ",
+            "column review:",
+            "not valid UTF-8",
+        ],
     },
     BadInput {
         what: "a missing file",
-        corrupt: |dir| std::fs::remove_file(dir.join("product_image.csv")).unwrap(),
-        expected: &["product_image.csv is missing"],
+        corrupt: |dir| std::fs::remove_file(dir.join("product_images.csv")).unwrap(),
+        expected: &["product_images.csv is missing"],
     },
 ];
 
@@ -490,7 +493,7 @@ async fn a_file_split_across_several_workers_loads_the_same_rows_as_one_worker()
     }
     assert_success(&upgrade_seed(&many, &repo_root().join("data")).await);
     let (tasks, workers): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT worker) FROM pipeline.tasks WHERE revision = $1 AND label LIKE 'review.csv%'",
+        "SELECT count(*), count(DISTINCT worker) FROM pipeline.tasks WHERE revision = $1 AND label LIKE 'product_reviews.csv%'",
     )
     .bind(SEED)
     .fetch_one(&many.pool)
@@ -525,7 +528,7 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
         ])
         .await;
     assert_success(&generated);
-    // `  review.csv   200000 rows ...`: expected rows per table from the generator's summary.
+    // `  product_reviews.csv   200000 rows ...`: expected rows per table from the generator's summary.
     let summary = String::from_utf8_lossy(&generated.stdout).to_string();
     let expected: Vec<(String, i64)> = summary
         .lines()
@@ -557,7 +560,7 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
                 let (done, running_on_victim): (i64, i64) = sqlx::query_as(
                     "SELECT count(*) FILTER (WHERE status = 'done'),
                         count(*) FILTER (WHERE status = 'running' AND worker LIKE '%:' || $1)
-                   FROM pipeline.tasks WHERE label LIKE 'review.csv%'",
+                   FROM pipeline.tasks WHERE label LIKE 'product_reviews.csv%'",
                 )
                 .bind(victim.to_string())
                 .fetch_one(&pool)
@@ -581,7 +584,7 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
     }
     assert!(status.success(), "{stderr}");
     let redone: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pipeline.tasks WHERE label LIKE 'review.csv%' AND attempts > 1 AND status = 'done'",
+        "SELECT count(*) FROM pipeline.tasks WHERE label LIKE 'product_reviews.csv%' AND attempts > 1 AND status = 'done'",
     )
     .fetch_one(&env.pool)
     .await
@@ -607,7 +610,7 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
 async fn a_rerun_updates_changed_rows_adds_new_ones_and_leaves_the_rest_untouched() {
     let env = seeded("seed_rerun", 1).await;
     let dir = copy_sample("rerun");
-    edit(&dir, "review.csv", |c| {
+    edit(&dir, "product_reviews.csv", |c| {
         let c = replace_first(
             c,
             b"\n\"2\",\"57\",\"techdad425\",\"Really happy",
@@ -619,32 +622,36 @@ async fn a_rerun_updates_changed_rows_adds_new_ones_and_leaves_the_rest_untouche
         );
         c
     });
-    let xmin_before: Vec<(i32, String)> =
-        sqlx::query_as("SELECT id, xmin::text FROM public.review WHERE id IN (1, 3) ORDER BY id")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let xmin_before: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT id, xmin::text FROM public.product_reviews WHERE id IN (1, 3) ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
     let memories_before = fingerprint(&env).await.pop().unwrap();
     let output = env
         .orchestrator(&["rerun", SEED, "--data-dir", dir.to_str().unwrap()])
         .await;
     assert_success(&output);
-    assert_eq!(count(&env, "review").await, 1201);
-    let changed: String = sqlx::query_scalar("SELECT review_text FROM public.review WHERE id = 2")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert!(changed.starts_with("Changed: really happy"), "{changed}");
-    let added: String = sqlx::query_scalar("SELECT user_name FROM public.review WHERE id = 5000")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(added, "Newcomer");
-    let xmin_after: Vec<(i32, String)> =
-        sqlx::query_as("SELECT id, xmin::text FROM public.review WHERE id IN (1, 3) ORDER BY id")
-            .fetch_all(&env.pool)
+    assert_eq!(count(&env, "product_reviews").await, 1201);
+    let changed: String =
+        sqlx::query_scalar("SELECT review FROM public.product_reviews WHERE id = 2")
+            .fetch_one(&env.pool)
             .await
             .unwrap();
+    assert!(changed.starts_with("Changed: really happy"), "{changed}");
+    let added: String =
+        sqlx::query_scalar("SELECT user_name FROM public.product_reviews WHERE id = 5000")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(added, "Newcomer");
+    let xmin_after: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT id, xmin::text FROM public.product_reviews WHERE id IN (1, 3) ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(
         xmin_before, xmin_after,
         "unchanged rows are not written again"
@@ -660,11 +667,12 @@ async fn a_rerun_updates_changed_rows_adds_new_ones_and_leaves_the_rest_untouche
         "a re-run does not move alembic_version"
     );
     // The next id after the new largest one.
-    let id: i32 =
-        sqlx::query_scalar("INSERT INTO public.review (product_id) VALUES (1) RETURNING id")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let id: i32 = sqlx::query_scalar(
+        "INSERT INTO public.product_reviews (product_id) VALUES (1) RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(id, 5001);
     std::fs::remove_dir_all(&dir).ok();
     env.cleanup().await;
@@ -675,7 +683,7 @@ async fn a_failed_rerun_leaves_the_tables_as_they_were() {
     let env = seeded("seed_rerun_fails", 1).await;
     let before = fingerprint(&env).await;
     let dir = copy_sample("rerun-bad");
-    edit(&dir, "review.csv", |c| {
+    edit(&dir, "product_reviews.csv", |c| {
         let c = replace_first(
             c,
             b"\n\"2\",\"57\",\"techdad425\",\"Really happy",
@@ -689,7 +697,7 @@ async fn a_failed_rerun_leaves_the_tables_as_they_were() {
     let shown = text(&output);
     assert!(!output.status.success(), "{shown}");
     assert!(
-        shown.contains("review.csv line 2, column product_id: 9999 points nowhere"),
+        shown.contains("product_reviews.csv line 2, column product_id: 9999 points nowhere"),
         "{shown}"
     );
     assert_eq!(fingerprint(&env).await, before);
@@ -719,6 +727,200 @@ async fn downgrade_empties_the_seeded_tables_and_drops_the_memory_table() {
     assert_eq!(current(&env).await.as_deref(), Some(SCHEMA));
     // And it seeds again.
     assert_success(&upgrade_seed(&env, &repo_root().join("data")).await);
-    assert_eq!(count(&env, "review").await, 1200);
+    assert_eq!(count(&env, "product_reviews").await, 1200);
+    env.cleanup().await;
+}
+
+/// A copy of the sample data set written in the older naming of the
+/// original: four files renamed, `review` back to `review_text`, and
+/// `product_features.csv` with the extra `feature_name` column.
+fn copy_sample_in_older_names(name: &str) -> PathBuf {
+    let dir = copy_sample(name);
+    for (current, older) in [
+        ("products.csv", "product.csv"),
+        ("product_reviews.csv", "review.csv"),
+        ("product_images.csv", "product_image.csv"),
+    ] {
+        std::fs::rename(dir.join(current), dir.join(older)).unwrap();
+    }
+    edit(&dir, "review.csv", |c| {
+        replace_first(
+            c,
+            b"\"user_name\",\"review\",",
+            b"\"user_name\",\"review_text\",",
+        )
+    });
+    let features = std::fs::read_to_string(dir.join("features.csv")).unwrap();
+    let names: std::collections::HashMap<String, String> = features
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut fields = l.splitn(3, ',');
+            let id = fields.next().unwrap().to_string();
+            let name = fields.next().unwrap().to_string();
+            assert!(!name.starts_with('"'), "a quoted feature name: {l}");
+            (id, name)
+        })
+        .collect();
+    edit(&dir, "product_features.csv", |c| {
+        let text = String::from_utf8(c).unwrap();
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            if i == 0 {
+                assert_eq!(line, "id,product_id,feature_id");
+                out.push_str("id,product_id,feature_id,feature_name\n");
+            } else {
+                let feature = line.rsplit(',').next().unwrap();
+                out.push_str(&format!("{line},\"{}\"\n", names[feature]));
+            }
+        }
+        out.into_bytes()
+    });
+    dir
+}
+
+/// Every row of every seeded table (and the memories), without the
+/// `created_at` the database stamps: `(table, rows, md5 of the rows in id order)`.
+async fn seeded_rows(env: &TestEnv) -> Vec<(String, i64, String)> {
+    let mut tables: Vec<String> = SAMPLE_COUNTS.iter().map(|(t, _)| t.to_string()).collect();
+    tables.push("memories".into());
+    let mut out = Vec::new();
+    for table in tables {
+        let (rows, digest): (i64, Option<String>) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(string_agg((to_jsonb(t) - 'created_at' #- '{{payload,created_at}}')::text, E'\\n' ORDER BY t.id))
+               FROM public.{table} t"
+        ))
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or_else(|e| panic!("rows of {table}: {e}"));
+        out.push((table, rows, digest.unwrap_or_default()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_data_directory_in_the_older_names_loads_row_for_row_like_the_current_one() {
+    let mut env = TestEnv::new("seed_older_names").await;
+    env.set_env("SEED_TASK_ROWS", "300");
+    let dir = copy_sample_in_older_names("older");
+    let output = env
+        .orchestrator(&[
+            "upgrade",
+            SEED,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--with-workers",
+            "1",
+        ])
+        .await;
+    assert_success(&output);
+    let shown = text(&output);
+    let mapped: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.contains("older naming"))
+        .collect();
+    assert_eq!(mapped.len(), 1, "one line names what was mapped:\n{shown}");
+    for needle in [
+        "product.csv → products",
+        "review.csv → product_reviews (column review_text → review)",
+        "product_image.csv → product_images",
+        "product_features.csv (column feature_name ignored",
+    ] {
+        assert!(mapped[0].contains(needle), "{needle:?} in {:?}", mapped[0]);
+    }
+    assert!(
+        !shown.contains("ignoring column"),
+        "feature_name is named by the mapping line only:\n{shown}"
+    );
+    for (table, expected) in SAMPLE_COUNTS {
+        assert_eq!(count(&env, table).await, expected, "rows of {table}");
+    }
+    let review: String =
+        sqlx::query_scalar("SELECT review FROM public.product_reviews WHERE id = 15")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(review.starts_with("Had them for a month."), "{review:?}");
+    let older = seeded_rows(&env).await;
+
+    // A re-run merges through staging: the older column name maps there too.
+    edit(&dir, "review.csv", |c| {
+        replace_first(c, b"Had them for a month.", b"Had them for a year.")
+    });
+    let rerun = env
+        .orchestrator(&[
+            "rerun",
+            SEED,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--with-workers",
+            "1",
+        ])
+        .await;
+    assert_success(&rerun);
+    let review: String =
+        sqlx::query_scalar("SELECT review FROM public.product_reviews WHERE id = 15")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(review.starts_with("Had them for a year."), "{review:?}");
+
+    // The same data set in the current names, into the same (emptied) tables.
+    assert_success(
+        &env.orchestrator(&["downgrade", SCHEMA, "--with-workers", "1"])
+            .await,
+    );
+    assert_eq!(count(&env, "product_reviews").await, 0);
+    let data = repo_root().join("data");
+    let output = env
+        .orchestrator(&[
+            "upgrade",
+            SEED,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--with-workers",
+            "1",
+        ])
+        .await;
+    assert_success(&output);
+    assert!(!text(&output).contains("older naming"), "{}", text(&output));
+    assert_eq!(seeded_rows(&env).await, older);
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_directory_with_both_spellings_of_a_table_is_refused_before_anything_is_written() {
+    let mut env = TestEnv::new("seed_both_spellings").await;
+    env.start_worker(&["--role", "seed"]);
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    let dir = copy_sample("both");
+    let older = copy_sample_in_older_names("both-older");
+    std::fs::copy(older.join("review.csv"), dir.join("review.csv")).unwrap();
+    let output = upgrade_seed(&env, &dir).await;
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("both product_reviews.csv and review.csv"),
+        "{shown}"
+    );
+    for (table, _) in SAMPLE_COUNTS {
+        assert_eq!(count(&env, table).await, 0, "{table} must be left empty");
+    }
+    let memories: bool = sqlx::query_scalar("SELECT to_regclass('public.memories') IS NOT NULL")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(!memories, "the memory table must not be created");
+    let planned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pipeline.revision_runs WHERE revision = $1")
+            .bind(SEED)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(planned, 0, "no seed run was planned");
+    assert_eq!(current(&env).await.as_deref(), Some(SCHEMA));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&older).ok();
     env.cleanup().await;
 }

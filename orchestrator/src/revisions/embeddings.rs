@@ -40,8 +40,8 @@ impl Planner for EmbeddingsPlanner {
         let memory = format!("public.{}", ctx.config.memory_table);
         let mut embed = Vec::new();
         for (source, table, what) in [
-            ("products", "public.product", "products"),
-            ("reviews", "public.review", "reviews"),
+            ("products", "public.products", "products"),
+            ("reviews", "public.product_reviews", "reviews"),
             ("memories", memory.as_str(), "memories"),
         ] {
             if !exists(ctx.pool, table).await? {

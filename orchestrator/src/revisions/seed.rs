@@ -18,9 +18,11 @@ use anyhow::{bail, Context};
 use shared::catalogue::Role;
 use shared::csv_chunks;
 use shared::seed::{
-    self, DowngradePayload, FinalizePayload, LoadPayload, MemoryTableState, Mode, PreparePayload,
+    self, DowngradePayload, FinalizePayload, HeaderRenames, LoadPayload, MemoryTableState, Mode,
+    PreparePayload, SeedFile,
 };
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub struct SeedPlanner;
@@ -52,7 +54,9 @@ impl Planner for SeedPlanner {
         };
         let memory_state = memory_table_state(ctx.pool, &memory_table).await?;
 
+        let sources = resolve_files(&data_dir)?;
         let mut files = Vec::new();
+        let mut older = Vec::new();
         let mut phases = vec![Phase::new(
             "prepare",
             vec![PlannedTask::new(
@@ -69,12 +73,17 @@ impl Planner for SeedPlanner {
         for tables in seed::PHASES {
             let mut tasks = Vec::new();
             for &table in tables {
-                let file = data_dir.join(format!("{table}.csv"));
+                let file = sources[table].clone();
                 let scan = scan_file(&file, ctx.config.seed_task_rows).await?;
+                let header = header_renames(table, &file, &scan.header.columns);
+                let shown = seed::display_name(&file);
+                if let Some(mapped) = describe_mapping(table, &shown, &header) {
+                    older.push(mapped);
+                }
                 let mut first_record = 1;
                 for chunk in scan.chunks.iter().copied() {
                     let last_record = first_record + chunk.records - 1;
-                    let label = format!("{table}.csv records {first_record}–{last_record}");
+                    let label = format!("{shown} records {first_record}–{last_record}");
                     first_record = last_record + 1;
                     tasks.push(PlannedTask::new(
                         Role::Seed,
@@ -83,6 +92,7 @@ impl Planner for SeedPlanner {
                         serde_json::to_value(LoadPayload {
                             table: table.to_string(),
                             file: file.display().to_string(),
+                            header: header.clone(),
                             chunk,
                             file_bytes: scan.bytes,
                             mode,
@@ -90,9 +100,20 @@ impl Planner for SeedPlanner {
                         })?,
                     ));
                 }
-                files.push((table.to_string(), file.display().to_string()));
+                files.push(SeedFile {
+                    table: table.to_string(),
+                    file: file.display().to_string(),
+                    header,
+                });
             }
             phases.push(Phase::new(tables.join(", "), tasks));
+        }
+        if !older.is_empty() {
+            eprintln!(
+                "seed: {} is (partly) in the older naming of the original; mapped {}",
+                data_dir.display(),
+                older.join("; ")
+            );
         }
         phases.push(Phase::new(
             "finalize",
@@ -150,13 +171,13 @@ impl Planner for SeedPlanner {
                 };
                 sqlx::query(&sql).execute(&mut *tx).await?;
             }
-            // personalized_product_section references users and product: it
-            // must be named too, and was empty, since they were.
-            let mut tables: Vec<String> = seed::tables()
-                .rev()
+            // The dependents reference users and products: they must be
+            // named too, and were empty, since those were.
+            let tables: Vec<String> = seed::DEPENDENTS
+                .into_iter()
+                .chain(seed::tables().rev())
                 .map(|t| format!("public.{t}"))
                 .collect();
-            tables.insert(0, "public.personalized_product_section".into());
             sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
                 .execute(&mut *tx)
                 .await
@@ -193,17 +214,100 @@ fn data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(absolute)
 }
 
-async fn scan_file(file: &Path, records_per_chunk: u64) -> anyhow::Result<csv_chunks::Scan> {
-    if !file.exists() {
-        bail!(
-            "{} is missing: the seed loads one file per table ({}), all of them required",
-            file.display(),
-            seed::tables()
-                .map(|t| format!("{t}.csv"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+/// The file of every seeded table: its current name, or its older one
+/// ([`seed::OLDER_SPELLINGS`]). Decided for all tables before any is read,
+/// so a directory holding both spellings of a table, or missing one, is
+/// refused before anything is planned, let alone written.
+fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBuf>> {
+    let mut files = HashMap::new();
+    for table in seed::tables() {
+        let current = data_dir.join(seed::file_name(table));
+        let older = seed::older_spelling(table)
+            .map(|o| data_dir.join(o.file))
+            .filter(|older| *older != current);
+        let file = match (current.exists(), older) {
+            (true, Some(older)) if older.exists() => bail!(
+                "{} holds both {} and {}, two spellings of table {table} (the current and the older naming); \
+                 remove or rename one of them, nothing was loaded",
+                data_dir.display(),
+                seed::display_name(&current),
+                seed::display_name(&older)
+            ),
+            (false, Some(older)) if older.exists() => older,
+            (true, _) => current,
+            (false, _) => bail!(
+                "{} is missing: the seed loads one file per table ({}), all of them required{}",
+                current.display(),
+                seed::tables()
+                    .map(seed::file_name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                seed::older_spelling(table)
+                    .filter(|o| o.file != seed::file_name(table))
+                    .map(|o| format!(" (the older naming {} is accepted too)", o.file))
+                    .unwrap_or_default()
+            ),
+        };
+        files.insert(table, file);
     }
+    Ok(files)
+}
+
+/// The older header names a file uses, when it is in the older naming.
+fn header_renames(table: &str, file: &Path, header: &[String]) -> HeaderRenames {
+    let Some(older) = seed::older_spelling(table) else {
+        return HeaderRenames::default();
+    };
+    if seed::display_name(file) != older.file {
+        return HeaderRenames::default();
+    }
+    let has = |name: &str| header.iter().any(|h| h == name);
+    HeaderRenames {
+        renamed: older
+            .renamed
+            .iter()
+            .filter(|(older, current)| has(older) && !has(current))
+            .map(|(older, current)| (older.to_string(), current.to_string()))
+            .collect(),
+        dropped: older
+            .dropped
+            .iter()
+            .filter(|d| has(d))
+            .map(|d| d.to_string())
+            .collect(),
+    }
+}
+
+/// `review.csv → product_reviews (column review_text → review)`, or `None`
+/// for a file in the current naming.
+fn describe_mapping(table: &str, shown: &str, header: &HeaderRenames) -> Option<String> {
+    let renamed_file = shown != seed::file_name(table);
+    if !renamed_file && header.is_empty() {
+        return None;
+    }
+    let mut details: Vec<String> = header
+        .renamed
+        .iter()
+        .map(|(older, current)| format!("column {older} → {current}"))
+        .collect();
+    details.extend(
+        header
+            .dropped
+            .iter()
+            .map(|d| format!("column {d} ignored (no table column)")),
+    );
+    let mut line = if renamed_file {
+        format!("{shown} → {table}")
+    } else {
+        shown.to_string()
+    };
+    if !details.is_empty() {
+        line.push_str(&format!(" ({})", details.join(", ")));
+    }
+    Some(line)
+}
+
+async fn scan_file(file: &Path, records_per_chunk: u64) -> anyhow::Result<csv_chunks::Scan> {
     let owned = file.to_path_buf();
     tokio::task::spawn_blocking(move || csv_chunks::scan(&owned, records_per_chunk))
         .await

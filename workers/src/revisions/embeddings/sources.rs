@@ -100,7 +100,7 @@ async fn read_products(
     key: &str,
 ) -> anyhow::Result<Vec<Document>> {
     let products: Vec<ProductRow> = sqlx::query_as(
-        "SELECT id::bigint, category::text, description, specifications FROM public.product
+        "SELECT id::bigint, category::text, description, specifications FROM public.products
           WHERE ($1::bigint IS NULL OR id >= $1) AND ($2::bigint IS NULL OR id < $2) ORDER BY id",
     )
     .bind(from)
@@ -155,7 +155,7 @@ async fn read_reviews(
     key: &str,
 ) -> anyhow::Result<Vec<Document>> {
     let reviews: Vec<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT id::bigint, product_id::bigint, review_text FROM public.review
+        "SELECT id::bigint, product_id::bigint, review FROM public.product_reviews
           WHERE ($1::bigint IS NULL OR id >= $1) AND ($2::bigint IS NULL OR id < $2) ORDER BY id",
     )
     .bind(from)
@@ -165,8 +165,8 @@ async fn read_reviews(
     .context("reading reviews")?;
     Ok(reviews
         .into_iter()
-        .map(|(id, product_id, review_text)| {
-            let text = text::review_text(review_text.as_deref());
+        .map(|(id, product_id, review)| {
+            let text = text::review_text(review.as_deref());
             let node_id = node_id("review", id);
             let mut own = serde_json::Map::new();
             own.insert("review_id".into(), json!(id));

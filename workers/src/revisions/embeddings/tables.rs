@@ -73,8 +73,8 @@ impl EmbeddingTable {
     /// The application table the rows come from.
     pub fn source_table(&self) -> &'static str {
         match self.source {
-            Source::Products => "public.product",
-            _ => "public.review",
+            Source::Products => "public.products",
+            _ => "public.product_reviews",
         }
     }
 

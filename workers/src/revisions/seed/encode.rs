@@ -12,6 +12,7 @@
 use super::tables::{Column, Kind, Table, PREFERENCES};
 use csv::ByteRecord;
 use shared::csv_chunks::{self, Chunk};
+use shared::seed::HeaderRenames;
 use std::path::Path;
 
 /// Bad records reported per range.
@@ -22,6 +23,8 @@ pub const SEND_BUFFER: usize = 1 << 20;
 /// Which CSV column feeds which table column.
 #[derive(Debug, Clone)]
 pub struct Mapping {
+    /// The file name as it is on disk (older or current naming), for messages.
+    pub file: String,
     pub header: Vec<String>,
     /// Table columns present in the header, in the order of the COPY column
     /// list: (index in the record, column).
@@ -33,10 +36,15 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Matches the header to the table by name. A missing required column
-    /// or a column named twice is an error.
-    pub fn new(table: &'static Table, header: &[String]) -> Result<Mapping, String> {
-        let file = table.file_name();
+    /// Matches the header to the table by name, through the older names
+    /// `renames` lists. A missing required column or a column named twice is
+    /// an error.
+    pub fn new(
+        table: &'static Table,
+        file: &str,
+        header: &[String],
+        renames: &HeaderRenames,
+    ) -> Result<Mapping, String> {
         let mut copied = Vec::new();
         let mut preferences = None;
         let mut ignored = Vec::new();
@@ -46,7 +54,10 @@ impl Mapping {
                     "{file} line 1: column {name:?} appears twice in the header"
                 ));
             }
-            if let Some(column) = table.column(name) {
+            let Some(as_column) = renames.column(name) else {
+                continue;
+            };
+            if let Some(column) = table.column(as_column) {
                 copied.push((i, column));
             } else if table.name == "users" && name == PREFERENCES {
                 preferences = Some(i);
@@ -57,7 +68,7 @@ impl Mapping {
         let missing: Vec<&str> = table
             .columns
             .iter()
-            .filter(|c| c.required && !header.iter().any(|h| h == c.name))
+            .filter(|c| c.required && !header.iter().any(|h| renames.column(h) == Some(c.name)))
             .map(|c| c.name)
             .collect();
         if !missing.is_empty() {
@@ -80,6 +91,7 @@ impl Mapping {
         }
         copied.sort_by_key(|(_, c)| table.columns.iter().position(|t| t.name == c.name));
         Ok(Mapping {
+            file: file.to_string(),
             header: header.to_vec(),
             copied,
             preferences,
@@ -96,8 +108,21 @@ impl Mapping {
             .join(", ")
     }
 
+    /// Where a table column is in the record.
     pub fn header_index(&self, column: &str) -> Option<usize> {
-        self.header.iter().position(|h| h == column)
+        self.copied
+            .iter()
+            .find(|(_, c)| c.name == column)
+            .map(|(i, _)| *i)
+            .or_else(|| self.header.iter().position(|h| h == column))
+    }
+
+    /// A table column as the file's header names it, for messages.
+    pub fn header_name<'a>(&'a self, column: &'a str) -> &'a str {
+        self.copied
+            .iter()
+            .find(|(_, c)| c.name == column)
+            .map_or(column, |(i, _)| self.header[*i].as_str())
     }
 }
 
@@ -197,7 +222,7 @@ pub fn encode(
                     row_ok = false;
                     out.errors.push(FieldError {
                         line,
-                        column: Some(column.name.to_string()),
+                        column: Some(mapping.header[*index].clone()),
                         message,
                     });
                     if out.errors.len() >= ERROR_CAP {
@@ -584,17 +609,17 @@ mod tests {
 
     #[test]
     fn fields_become_copy_text() {
-        assert_eq!(field("review", "rating", "5").unwrap(), "5");
-        assert_eq!(field("review", "rating", "5.00").unwrap(), "5.00");
-        assert!(field("review", "rating", "five")
+        assert_eq!(field("product_reviews", "rating", "5").unwrap(), "5");
+        assert_eq!(field("product_reviews", "rating", "5.00").unwrap(), "5.00");
+        assert!(field("product_reviews", "rating", "five")
             .unwrap_err()
             .contains("expected a number"));
-        assert!(field("review", "rating", "1234.5")
+        assert!(field("product_reviews", "rating", "1234.5")
             .unwrap_err()
             .contains("too large"));
-        assert_eq!(field("review", "feature_id", "").unwrap(), "\\N");
+        assert_eq!(field("product_reviews", "feature_id", "").unwrap(), "\\N");
         assert_eq!(
-            field("review", "review_text", "a\tb\nc\\d").unwrap(),
+            field("product_reviews", "review", "a\tb\nc\\d").unwrap(),
             "a\\tb\\nc\\\\d"
         );
         assert_eq!(
@@ -610,15 +635,15 @@ mod tests {
             .unwrap(),
             r#"{"Running","say \\"hi\\"","back\\\\slash"}"#
         );
-        assert!(field("product", "specifications", "{bad")
+        assert!(field("products", "specifications", "{bad")
             .unwrap_err()
             .contains("expected JSON"));
         assert!(field("features", "feature_name", "")
             .unwrap_err()
             .contains("required"));
-        let column = tables::find("review")
+        let column = tables::find("product_reviews")
             .unwrap()
-            .column("review_text")
+            .column("review")
             .unwrap();
         let err = write_field(&mut Vec::new(), column, b"caf\xe9", &mut String::new()).unwrap_err();
         assert!(err.contains("UTF-8"), "{err}");

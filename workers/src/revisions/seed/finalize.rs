@@ -18,7 +18,7 @@ use super::load::{db_problem, describe_problem, read_header};
 use super::memory_upsert_sql;
 use super::tables::{self, Table};
 use crate::runtime::{Completed, Permanent, TaskContext};
-use shared::seed::{self, FinalizePayload, Mode};
+use shared::seed::{self, FinalizePayload, Mode, SeedFile};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::path::Path;
 
@@ -28,10 +28,10 @@ pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let mut tx = ctx.conn.begin().await?;
     let mut rows: i64 = 0;
     if payload.mode == Mode::Merge {
-        for (table_name, file) in &payload.files {
-            let table = tables::find(table_name)
-                .ok_or_else(|| Permanent::new(format!("unknown seed table {table_name:?}")))?;
-            rows += apply(&mut tx, ctx.pool, run, table, Path::new(file)).await?;
+        for source in &payload.files {
+            let table = tables::find(&source.table)
+                .ok_or_else(|| Permanent::new(format!("unknown seed table {:?}", source.table)))?;
+            rows += apply(&mut tx, ctx.pool, run, table, source).await?;
         }
         let source = format!(
             "SELECT id, user_id, data FROM {}",
@@ -65,12 +65,14 @@ async fn apply(
     pool: &PgPool,
     run: i64,
     table: &'static Table,
-    file: &Path,
+    source: &SeedFile,
 ) -> anyhow::Result<i64> {
+    let file = Path::new(&source.file);
     let header = read_header(file).await?;
-    let mapping = Mapping::new(table, &header.columns).map_err(Permanent::new)?;
+    let name = seed::display_name(file);
+    let mapping =
+        Mapping::new(table, &name, &header.columns, &source.header).map_err(Permanent::new)?;
     let staging = seed::staging_table(run, table.name);
-    let name = table.file_name();
 
     let duplicates: Vec<(i32, Vec<i64>)> = sqlx::query_as(&format!(
         "SELECT id, array_agg(_line ORDER BY _line) FROM {staging} GROUP BY id HAVING count(*) > 1 ORDER BY min(_line) LIMIT {ERROR_CAP}"
@@ -101,6 +103,7 @@ async fn apply(
             continue;
         };
         let column = column.name;
+        let shown = mapping.header_name(column);
         let found: Vec<(i64, i32)> = sqlx::query_as(&format!(
             "SELECT s._line, s.{column} FROM {staging} s
               WHERE s.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.{parent} p WHERE p.id = s.{column})
@@ -111,7 +114,7 @@ async fn apply(
         for (line, value) in found {
             dangling.push((
                 line,
-                format!("{name} line {line}, column {column}: {value} points nowhere: public.{parent} has no row with id {value}"),
+                format!("{name} line {line}, column {shown}: {value} points nowhere: public.{parent} has no row with id {value}"),
             ));
         }
     }

@@ -11,7 +11,7 @@
 //! the range again.
 
 use super::encode::{self, FieldError, Mapping, ERROR_CAP};
-use super::tables::{self, Table};
+use super::tables;
 use crate::runtime::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
 use shared::csv_chunks::{self, Chunk};
@@ -38,11 +38,17 @@ pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
         ))
         .into());
     }
-    let mapping = Mapping::new(table, &header.columns).map_err(Permanent::new)?;
+    let mapping = Mapping::new(
+        table,
+        &seed::display_name(&path),
+        &header.columns,
+        &payload.header,
+    )
+    .map_err(Permanent::new)?;
     if payload.chunk.start == header.data_start && !mapping.ignored.is_empty() {
         tracing::info!(
             "{}: ignoring column(s) {} (public.{} has no such column)",
-            table.file_name(),
+            mapping.file,
             mapping.ignored.join(", "),
             table.name
         );
@@ -86,20 +92,21 @@ pub async fn execute(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let encoded = encoder.await.context("the CSV encoder thread panicked")??;
     if let Some(e) = send_error {
         return Err(
-            anyhow::Error::new(e).context(format!("sending {} to the database", table.file_name()))
+            anyhow::Error::new(e).context(format!("sending {} to the database", mapping.file))
         );
     }
     if !encoded.errors.is_empty() {
         copy.abort("bad input").await.ok();
-        return Err(
-            Permanent::new(describe_errors(table, &encoded.errors, encoded.truncated)).into(),
-        );
+        return Err(Permanent::new(describe_errors(
+            &mapping.file,
+            &encoded.errors,
+            encoded.truncated,
+        ))
+        .into());
     }
     let rows = match copy.finish().await {
         Ok(rows) => rows,
-        Err(e) => {
-            return Err(explain_db_error(e, ctx.pool, table, &mapping, &path, &payload).await)
-        }
+        Err(e) => return Err(explain_db_error(e, ctx.pool, &mapping, &path, &payload).await),
     };
     if !encoded.memories.is_empty() {
         write_memories(
@@ -133,17 +140,14 @@ pub async fn read_header(path: &Path) -> anyhow::Result<csv_chunks::Header> {
         .map_err(|e| Permanent::new(format!("{e:#}")).into())
 }
 
-fn describe_errors(table: &Table, errors: &[FieldError], truncated: bool) -> String {
-    let mut message = format!("{} has {} bad record(s)", table.file_name(), errors.len());
+fn describe_errors(file: &str, errors: &[FieldError], truncated: bool) -> String {
+    let mut message = format!("{file} has {} bad record(s)", errors.len());
     if truncated {
-        message = format!(
-            "{} has more than {ERROR_CAP} bad records; the first {ERROR_CAP}",
-            table.file_name()
-        );
+        message = format!("{file} has more than {ERROR_CAP} bad records; the first {ERROR_CAP}");
     }
     message.push(':');
     for error in errors {
-        message.push_str(&format!("\n    {} {error}", table.file_name()));
+        message.push_str(&format!("\n    {file} {error}"));
     }
     message
 }
@@ -252,34 +256,37 @@ pub fn db_problem(e: &sqlx::Error) -> Option<DbProblem> {
 async fn explain_db_error(
     e: sqlx::Error,
     pool: &PgPool,
-    table: &'static Table,
     mapping: &Mapping,
     path: &Path,
     payload: &LoadPayload,
 ) -> anyhow::Error {
     let Some(problem) = db_problem(&e) else {
-        return anyhow::Error::new(e).context(format!("loading {}", table.file_name()));
+        return anyhow::Error::new(e).context(format!("loading {}", mapping.file));
     };
     if problem.code == "23503" {
         // The server names the first dangling reference only; find them all
         // (up to the cap) against the parents, loaded by earlier phases.
         match dangling_references(pool, mapping, path, payload.chunk).await {
             Ok(errors) if !errors.is_empty() => {
-                return Permanent::new(describe_errors(table, &errors, errors.len() >= ERROR_CAP))
-                    .into();
+                return Permanent::new(describe_errors(
+                    &mapping.file,
+                    &errors,
+                    errors.len() >= ERROR_CAP,
+                ))
+                .into();
             }
             Ok(_) => {}
             Err(lookup) => tracing::warn!(
                 "could not list every dangling reference of {}: {lookup:#}",
-                table.file_name()
+                mapping.file
             ),
         }
     }
     // Class 22 (data exception) and 23 (integrity constraint violation).
     if !(problem.code.starts_with("22") || problem.code.starts_with("23")) {
-        return anyhow::Error::new(e).context(format!("loading {}", table.file_name()));
+        return anyhow::Error::new(e).context(format!("loading {}", mapping.file));
     }
-    let file = table.file_name();
+    let file = &mapping.file;
     let lines = match &problem.key {
         Some((columns, values)) => {
             let indexes: Option<Vec<usize>> =
@@ -321,7 +328,7 @@ async fn explain_db_error(
     } else {
         lines
     };
-    Permanent::new(describe_problem(&file, &problem, &lines)).into()
+    Permanent::new(describe_problem(file, &problem, &lines)).into()
 }
 
 /// Records of a range whose foreign keys point to no row of their parent
@@ -375,7 +382,7 @@ async fn dangling_references(
         for (line, value) in found {
             errors.push(FieldError {
                 line,
-                column: Some(column.name.to_string()),
+                column: Some(mapping.header[index].clone()),
                 message: format!(
                     "{value} points nowhere: public.{parent} has no row with id {value}"
                 ),

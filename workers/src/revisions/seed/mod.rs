@@ -94,13 +94,13 @@ async fn prepare(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
 
 async fn downgrade(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let payload: DowngradePayload = ctx.task.payload()?;
-    // Reverse load order; personalized_product_section references users and
-    // product (ON DELETE CASCADE), so emptying them empties it too.
-    let mut tables: Vec<String> = seed::tables()
-        .rev()
+    // Reverse load order; the dependents reference users and products (ON
+    // DELETE CASCADE), so emptying those empties them too.
+    let tables: Vec<String> = seed::DEPENDENTS
+        .into_iter()
+        .chain(seed::tables().rev())
         .map(|t| format!("public.{t}"))
         .collect();
-    tables.insert(0, "public.personalized_product_section".into());
     let mut tx = ctx.conn.begin().await?;
     let truncate = format!("TRUNCATE {} RESTART IDENTITY", tables.join(", "));
     (&mut *tx).execute(truncate.as_str()).await?;

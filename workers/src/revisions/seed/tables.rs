@@ -37,10 +37,6 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn file_name(&self) -> String {
-        format!("{}.csv", self.name)
-    }
-
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -100,7 +96,7 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
-        name: "product",
+        name: "products",
         columns: &[
             ID,
             col("name", Kind::Text(None)),
@@ -123,17 +119,17 @@ pub const TABLES: &[Table] = &[
         name: "product_features",
         columns: &[
             ID,
-            fk("product_id", true, "product"),
+            fk("product_id", true, "products"),
             fk("feature_id", true, "features"),
         ],
     },
     Table {
-        name: "review",
+        name: "product_reviews",
         columns: &[
             ID,
-            fk("product_id", false, "product"),
+            fk("product_id", false, "products"),
             col("user_name", Kind::Text(Some(255))),
-            col("review_text", Kind::Text(None)),
+            col("review", Kind::Text(None)),
             col(
                 "rating",
                 Kind::Numeric {
@@ -146,10 +142,10 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
-        name: "product_image",
+        name: "product_images",
         columns: &[
             ID,
-            fk("product_id", false, "product"),
+            fk("product_id", false, "products"),
             req("image_url", Kind::Text(None)),
         ],
     },
@@ -157,7 +153,7 @@ pub const TABLES: &[Table] = &[
         name: "variants",
         columns: &[
             ID,
-            fk("product_id", true, "product"),
+            fk("product_id", true, "products"),
             req("price", MONEY),
             req("in_stock", Kind::Int),
         ],
