@@ -111,10 +111,10 @@ async fn run(
         anyhow::Ok(started.elapsed())
     }
     .await;
-    let peaks: Vec<(u32, Option<u64>)> = workers
+    let peaks: Vec<(u32, Option<u64>, Option<f64>)> = workers
         .pids()
         .into_iter()
-        .map(|pid| (pid, peak_rss_kb(pid)))
+        .map(|pid| (pid, peak_rss_kb(pid), cpu_seconds(pid)))
         .collect();
     workers.stop(Duration::from_secs(30)).await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
@@ -205,7 +205,13 @@ async fn run(
         seed::file_name(&plain.review_table),
         plain.parallel_review.as_secs_f64() / phase.wall.as_secs_f64()
     );
-    for (pid, peak) in peaks {
+    for (pid, peak, cpu) in peaks {
+        if let Some(cpu) = cpu {
+            // Parsing and encoding on the workers takes cores from the server.
+            println!(
+                "  CPU time of seed worker pid {pid}:      {cpu:>7.2} s  (user + system, whole run)"
+            );
+        }
         match peak {
             Some(kb) => println!(
                 "  peak memory of seed worker pid {pid}:   {:>7.1} MB VmHWM  (target: under 200 MB)",
@@ -258,6 +264,17 @@ async fn review_phase(conn: &mut PgConnection) -> anyhow::Result<ReviewPhase> {
         median_task: secs(median),
         max_task: secs(max),
     })
+}
+
+/// User plus system CPU time of a live process so far, in seconds, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks of 1/100 s: Linux's
+/// USER_HZ, which /proc reports in on every architecture it runs on here).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// `VmHWM` (peak resident set) of a live process, in kB.
