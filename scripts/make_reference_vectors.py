@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """Reference vectors and throughput of sentence-transformers' all-MiniLM-L6-v2.
 
-Writes embedding/tests/data/reference_vectors.json: a few fixed sentences and
+Writes providers/tests/data/reference_vectors.json: a few fixed sentences and
 the vectors that sentence-transformers itself computes for them from the same
 model folder the Rust crate loads (the local provider must match them), then
 times sentence-transformers' own encode() on 1,000 generated ~350-character
-reviews (the same generator as embedding::review_like_texts) so the Rust
+reviews (the same generator as providers::embed::review_like_texts) so the Rust
 throughput has a figure measured on the same machine to compare with.
 
 Needs: pip install sentence-transformers torch   (CPU is enough)
 
     python3 scripts/make_reference_vectors.py [--model-dir DIR] [--threads 2]
-        [--bench-n 1000] [--no-bench] [--out embedding/tests/data/reference_vectors.json]
+        [--bench-n 1000] [--no-bench] [--out providers/tests/data/reference_vectors.json]
 """
 
 import argparse
@@ -80,7 +80,7 @@ CLOSERS = [
 
 
 def review_like_texts(n):
-    """Same texts as embedding::review_like_texts (Rust), byte for byte."""
+    """Same texts as providers::embed::review_like_texts (Rust), byte for byte."""
     out = []
     for i in range(n):
         s = "{} {}. {} {} {}".format(
@@ -108,7 +108,7 @@ def main():
     )
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", default=default_dir)
-    ap.add_argument("--out", default=str(root / "embedding/tests/data/reference_vectors.json"))
+    ap.add_argument("--out", default=str(root / "providers/tests/data/reference_vectors.json"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bench-n", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=32, help="sentence-transformers' encode() default")

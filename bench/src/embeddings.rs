@@ -4,7 +4,7 @@
 //!
 //! 1. the local model's throughput (texts/s, batch, threads) on the sample
 //!    reviews (`DATA_DIR/product_reviews.csv`);
-//! 2. with the in-process OpenAI-compatible fake ([`orchestrator::fake_openai`],
+//! 2. with the in-process OpenAI-compatible fake ([`testkit::fake_openai`],
 //!    fixed delay per request, random 1536-dimension vectors): embeddings
 //!    per second of the embed phase with 1, 2 and 4 local worker processes
 //!    on a generated data set (default 100,000 reviews, seeded by the seed
@@ -19,7 +19,6 @@
 
 use anyhow::Context;
 use orchestrator::driver::{self, RunOptions};
-use orchestrator::fake_openai::{FakeOpenAi, FakeOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
 use orchestrator::plan::{Direction, PlanContext};
@@ -30,6 +29,7 @@ use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use workers::revisions::embeddings::sources::node_id;
 use workers::revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
 use workers::revisions::embeddings::{EmbeddingTable, Source};
@@ -97,10 +97,10 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     bench_config.queue_prefix = format!("bench-embeddings-{tag}");
     bench_config.data_dir = data_dir.clone();
     bench_config.memory_dims = bench.dims as u32;
+    bench_config.openai.base_url = server.base_url();
+    bench_config.openai.api_key = Secret::new("sk-fake");
     let e = &mut bench_config.embedding;
     e.provider = EmbeddingProvider::OpenAi;
-    e.openai_base_url = server.base_url();
-    e.openai_api_key = Secret::new("sk-fake");
     e.model = "text-embedding-3-small".into();
     e.dimensions = Some(bench.dims as u32);
     e.request_batch_size = bench.batch;
@@ -127,7 +127,7 @@ async fn local_model(config: &Config) {
     };
     let mut settings = config.embedding.clone();
     settings.provider = EmbeddingProvider::Local;
-    match embedding::bench_local(&settings, &texts).await {
+    match providers::embed::bench_local(&settings, &texts).await {
         Ok(report) => {
             println!(
                 "local model on the {} sample reviews of {}:",
@@ -171,8 +171,8 @@ fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
         ("DATA_DIR", config.data_dir.display().to_string()),
         ("MEM0_EMBEDDING_MODEL_DIMS", config.memory_dims.to_string()),
         ("EMBEDDING_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", e.openai_base_url.clone()),
-        ("OPENAI_API_KEY", e.openai_api_key.expose().to_string()),
+        ("OPENAI_BASE_URL", config.openai.base_url.clone()),
+        ("OPENAI_API_KEY", config.openai.api_key.expose().to_string()),
         ("EMBEDDING_MODEL", e.model.clone()),
         (
             "EMBEDDING_DIMENSIONS",
@@ -392,11 +392,11 @@ async fn write_path(config: &Config, bench: &EmbeddingsBench) -> anyhow::Result<
         record_texts: false,
     })
     .await?;
-    let mut settings = config.embedding.clone();
-    settings.openai_base_url = server.base_url();
-    settings.request_batch_size = 256;
-    settings.requests_in_flight = 4;
-    let embedder = embedding::from_config(&settings)?;
+    let mut settings = config.clone();
+    settings.openai.base_url = server.base_url();
+    settings.embedding.request_batch_size = 256;
+    settings.embedding.requests_in_flight = 4;
+    let embedder = providers::embed::from_config(&settings)?;
     let mut conn = PgConnection::connect(config.database_url.expose()).await?;
     let path_table = EmbeddingTable::named("data_bench_write_path", Source::Reviews);
     let raw_table = EmbeddingTable::named("data_bench_raw_copy", Source::Reviews);

@@ -19,6 +19,7 @@ use crate::plan::{Direction, Phase, PlanContext};
 use crate::progress::{PhaseCounts, PhaseProgress};
 use crate::revisions;
 use anyhow::{bail, Context};
+use shared::backoff::Backoff;
 use shared::catalogue::{self, Revision, Role, Target, REVISIONS};
 use shared::db;
 use shared::queue::{Publisher, Topology};
@@ -79,27 +80,28 @@ impl Broker {
     /// back-off and publishes the batch again (duplicates are harmless:
     /// workers skip tasks that are done or claimed).
     pub async fn publish(&mut self, messages: &[TaskMessage]) -> anyhow::Result<()> {
-        let mut delay = Duration::from_millis(250);
-        let started = Instant::now();
-        loop {
-            let attempt = match self.publisher().await {
-                Ok(publisher) => publisher.publish_tasks(messages).await,
-                Err(e) => Err(e),
-            };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(e) if started.elapsed() < Duration::from_secs(300) => {
-                    tracing::warn!(
-                        "publishing failed ({e:#}); reconnecting to the broker in {delay:?}"
-                    );
-                    self.publisher = None;
-                    self.connection = None;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+        let policy = Backoff::new(Duration::from_millis(250), Duration::from_secs(10))
+            .with_patience(Duration::from_secs(300));
+        let (_, published) = shared::backoff::retry_with(
+            policy,
+            self,
+            |broker| async move {
+                let published = match broker.publisher().await {
+                    Ok(publisher) => publisher.publish_tasks(messages).await,
+                    Err(e) => Err(e),
+                };
+                if published.is_err() {
+                    broker.publisher = None;
+                    broker.connection = None;
                 }
-                Err(e) => return Err(e.context("the broker stayed unreachable for 5 minutes")),
-            }
-        }
+                (broker, published)
+            },
+            |e, delay| {
+                tracing::warn!("publishing failed ({e:#}); reconnecting to the broker in {delay:?}")
+            },
+        )
+        .await;
+        published.map_err(|e| e.context("the broker stayed unreachable for 5 minutes"))
     }
 
     pub async fn close(self) {

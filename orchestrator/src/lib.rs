@@ -3,7 +3,6 @@
 //! parses arguments; each command lives in its own module.
 
 pub mod driver;
-pub mod fake_openai;
 pub mod inspect;
 pub mod local_workers;
 pub mod lock;

@@ -2,6 +2,7 @@
 //! connection of its own for the whole command. If the orchestrator dies,
 //! the server drops the connection and the lock with it.
 
+use shared::backoff::{Backoff, Verdict};
 use shared::db::RUN_LOCK;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, PgPool};
@@ -65,28 +66,24 @@ impl RunLock {
         tracing::warn!(
             "lost the run lock's database connection; reconnecting to take the lock again"
         );
-        let started = std::time::Instant::now();
-        let mut delay = Duration::from_millis(250);
-        loop {
-            match connect(&self.url).await {
-                Ok(mut conn) => {
-                    let got = try_lock(&mut conn).await?;
-                    anyhow::ensure!(
-                        got,
-                        "lost the run lock while the database connection was down, and another run holds it now; stopping"
-                    );
-                    self.conn = conn;
-                    tracing::info!("run lock taken again");
-                    return Ok(());
-                }
-                Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                    tracing::warn!("database unreachable ({e}); retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e.context("the database stayed unreachable for a minute")),
-            }
-        }
+        let policy = Backoff::new(Duration::from_millis(250), Duration::from_secs(5))
+            .with_patience(Duration::from_secs(60));
+        let mut conn = shared::backoff::retry(
+            policy,
+            || connect(&self.url),
+            |_| Verdict::Retry,
+            |e, delay| tracing::warn!("database unreachable ({e}); retrying in {delay:?}"),
+        )
+        .await
+        .map_err(|e| e.context("the database stayed unreachable for a minute"))?;
+        let got = try_lock(&mut conn).await?;
+        anyhow::ensure!(
+            got,
+            "lost the run lock while the database connection was down, and another run holds it now; stopping"
+        );
+        self.conn = conn;
+        tracing::info!("run lock taken again");
+        Ok(())
     }
 
     pub async fn release(mut self) {

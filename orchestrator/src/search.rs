@@ -91,8 +91,8 @@ pub async fn search(
         anyhow::bail!("{table} does not exist: run `orchestrator upgrade cc30da9b96c1` first");
     };
     let embedder = {
-        let settings = config.embedding.clone();
-        tokio::task::spawn_blocking(move || embedding::from_config(&settings)).await??
+        let settings = config.clone();
+        tokio::task::spawn_blocking(move || providers::embed::from_config(&settings)).await??
     };
     let vectors = embedder
         .embed(&[query.to_string()])

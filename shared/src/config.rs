@@ -78,13 +78,47 @@ impl fmt::Display for ConnectionUrl {
     }
 }
 
-/// Masks the password of a URL; a string that does not parse as a URL is
-/// masked whole, since it may be anything.
+/// Query parameters that carry credentials (Azure SAS `sig`, `api-key`, ...).
+const SECRET_QUERY_PARAMETERS: &[&str] = &[
+    "api-key",
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "sig",
+    "signature",
+    "code",
+    "password",
+];
+
+/// Masks the password of a URL and the values of key-like query parameters;
+/// a string that does not parse as a URL is masked whole, since it may be
+/// anything.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
                 let _ = parsed.set_password(Some("***"));
+            }
+            let secret = |name: &str| {
+                SECRET_QUERY_PARAMETERS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(name))
+            };
+            if parsed.query_pairs().any(|(name, _)| secret(&name)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(name, value)| {
+                        let value = if secret(&name) {
+                            "***".to_string()
+                        } else {
+                            value.into_owned()
+                        };
+                        (name.into_owned(), value)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
             }
             parsed.to_string()
         }
@@ -175,11 +209,6 @@ pub struct EmbeddingConfig {
     pub model: String,
     /// Folder holding the local model's files (`model.safetensors`, `tokenizer.json`, ...).
     pub model_dir: PathBuf,
-    pub openai_base_url: String,
-    pub openai_api_key: Secret,
-    pub azure_endpoint: String,
-    pub azure_api_key: Secret,
-    pub azure_api_version: String,
     /// Requested output dimensions (HTTP providers that support `dimensions`).
     pub dimensions: Option<u32>,
     /// Texts per provider request.
@@ -196,11 +225,41 @@ pub struct EmbeddingConfig {
     pub index_maintenance_work_mem: String,
     pub products_table: String,
     pub reviews_table: String,
-    pub http_timeout_secs: u64,
-    pub http_max_retries: u32,
     /// HTTP providers: inputs longer than this many characters are cut
     /// (the provider's own limit is in tokens, which only it can count).
     pub max_input_chars: usize,
+}
+
+/// The OpenAI-compatible and Azure OpenAI APIs: where they are, the keys,
+/// and how patient to be with them. One section for embeddings and chat,
+/// each with its own API version and HTTP limits.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// `OPENAI_BASE_URL`: `https://api.openai.com/v1` or any server speaking its API.
+    pub base_url: String,
+    pub api_key: Secret,
+    /// `AZURE_OPENAI_ENDPOINT`: `https://<resource>.openai.azure.com`.
+    pub azure_endpoint: String,
+    pub azure_api_key: Secret,
+    /// `AZURE_API_VERSION_EMBEDDING_MODEL`.
+    pub azure_api_version_embedding: String,
+    /// `AZURE_API_VERSION_LLM`.
+    pub azure_api_version_llm: String,
+    /// `EMBEDDING_HTTP_*`: embedding requests.
+    pub embedding_http: HttpLimits,
+    /// `LLM_HTTP_*`: chat completion requests (longer: an answer is generated).
+    pub llm_http: HttpLimits,
+}
+
+/// Time-out and retry limits of one kind of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Longest wait for one response.
+    pub timeout_secs: u64,
+    /// Retries after the first attempt (429, 5xx, 408, time-outs, transport errors).
+    pub max_retries: u32,
+    /// Longest total time slept between attempts of one request.
+    pub max_wait_secs: u64,
 }
 
 /// Settings of the enrichment revision (read now so `config` shows them).
@@ -208,7 +267,6 @@ pub struct EmbeddingConfig {
 pub struct EnrichmentConfig {
     pub use_azure_ai: bool,
     pub llm_model: String,
-    pub azure_api_version_llm: String,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +286,7 @@ pub struct Config {
     pub memory_table: String,
     pub memory_dims: u32,
     pub embedding: EmbeddingConfig,
+    pub openai: OpenAiConfig,
     pub enrichment: EnrichmentConfig,
 }
 
@@ -440,11 +499,6 @@ impl Config {
                 .get("EMBEDDING_MODEL_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| default_model_dir(src)),
-            openai_base_url: src.string("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            openai_api_key: Secret::new(src.string("OPENAI_API_KEY", "")),
-            azure_endpoint: src.string("AZURE_OPENAI_ENDPOINT", ""),
-            azure_api_key: Secret::new(src.string("AZURE_OPENAI_API_KEY", "")),
-            azure_api_version: src.string("AZURE_API_VERSION_EMBEDDING_MODEL", "2024-02-01"),
             dimensions,
             request_batch_size: src.positive("EMBEDDING_BATCH_SIZE", 64usize)?,
             requests_in_flight: src.positive("EMBEDDING_REQUESTS_IN_FLIGHT", 4usize)?,
@@ -457,12 +511,28 @@ impl Config {
             products_table: src
                 .identifier("DB_EMBEDDING_TABLE_FOR_PRODUCTS", "product_embeddings")?,
             reviews_table: src.identifier("DB_EMBEDDING_TABLE_FOR_REVIEWS", "review_embeddings")?,
-            http_timeout_secs: src.positive("EMBEDDING_HTTP_TIMEOUT_SECS", 60u64)?,
-            http_max_retries: src.parse("EMBEDDING_HTTP_MAX_RETRIES", 6u32)?,
             max_input_chars: src.positive("EMBEDDING_MAX_INPUT_CHARS", 24_000usize)?,
         };
-        if embedding.provider == EmbeddingProvider::AzureOpenAi
-            && embedding.azure_endpoint.is_empty()
+        let openai = OpenAiConfig {
+            base_url: src.string("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            api_key: Secret::new(src.string("OPENAI_API_KEY", "")),
+            azure_endpoint: src.string("AZURE_OPENAI_ENDPOINT", ""),
+            azure_api_key: Secret::new(src.string("AZURE_OPENAI_API_KEY", "")),
+            azure_api_version_embedding: src
+                .string("AZURE_API_VERSION_EMBEDDING_MODEL", "2024-02-01"),
+            azure_api_version_llm: src.string("AZURE_API_VERSION_LLM", "2024-08-01-preview"),
+            embedding_http: HttpLimits {
+                timeout_secs: src.positive("EMBEDDING_HTTP_TIMEOUT_SECS", 60u64)?,
+                max_retries: src.parse("EMBEDDING_HTTP_MAX_RETRIES", 6u32)?,
+                max_wait_secs: src.positive("EMBEDDING_HTTP_MAX_WAIT_SECS", 600u64)?,
+            },
+            llm_http: HttpLimits {
+                timeout_secs: src.positive("LLM_HTTP_TIMEOUT_SECS", 120u64)?,
+                max_retries: src.parse("LLM_HTTP_MAX_RETRIES", 6u32)?,
+                max_wait_secs: src.positive("LLM_HTTP_MAX_WAIT_SECS", 600u64)?,
+            },
+        };
+        if embedding.provider == EmbeddingProvider::AzureOpenAi && openai.azure_endpoint.is_empty()
         {
             return Err(ConfigError::Missing {
                 variable: "AZURE_OPENAI_ENDPOINT",
@@ -472,7 +542,6 @@ impl Config {
         let enrichment = EnrichmentConfig {
             use_azure_ai: src.boolean("USE_AZURE_AI_FOR_REVIEWS", false)?,
             llm_model: src.string("LLM_MODEL", "gpt-4o-mini"),
-            azure_api_version_llm: src.string("AZURE_API_VERSION_LLM", "2024-02-01"),
         };
         let amqp_url = src.url(
             "AMQP_URL",
@@ -502,6 +571,7 @@ impl Config {
             memory_table: src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?,
             memory_dims: src.positive("MEM0_EMBEDDING_MODEL_DIMS", 384u32)?,
             embedding,
+            openai,
             enrichment,
         })
     }
@@ -510,6 +580,7 @@ impl Config {
     /// secret redacted: what `orchestrator config` prints.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let e = &self.embedding;
+        let o = &self.openai;
         vec![
             ("DATABASE_URL", self.database_url.redacted()),
             ("AMQP_URL", self.amqp_url.redacted()),
@@ -552,36 +623,46 @@ impl Config {
             ),
             ("DB_EMBEDDING_TABLE_FOR_PRODUCTS", e.products_table.clone()),
             ("DB_EMBEDDING_TABLE_FOR_REVIEWS", e.reviews_table.clone()),
-            ("OPENAI_BASE_URL", redact_url(&e.openai_base_url)),
-            ("OPENAI_API_KEY", e.openai_api_key.to_string()),
+            ("EMBEDDING_MAX_INPUT_CHARS", e.max_input_chars.to_string()),
+            ("OPENAI_BASE_URL", redact_url(&o.base_url)),
+            ("OPENAI_API_KEY", o.api_key.to_string()),
             (
                 "AZURE_OPENAI_ENDPOINT",
-                if e.azure_endpoint.is_empty() {
+                if o.azure_endpoint.is_empty() {
                     "(not set)".into()
                 } else {
-                    redact_url(&e.azure_endpoint)
+                    redact_url(&o.azure_endpoint)
                 },
             ),
-            ("AZURE_OPENAI_API_KEY", e.azure_api_key.to_string()),
+            ("AZURE_OPENAI_API_KEY", o.azure_api_key.to_string()),
             (
                 "AZURE_API_VERSION_EMBEDDING_MODEL",
-                e.azure_api_version.clone(),
+                o.azure_api_version_embedding.clone(),
             ),
+            ("AZURE_API_VERSION_LLM", o.azure_api_version_llm.clone()),
             (
                 "EMBEDDING_HTTP_TIMEOUT_SECS",
-                e.http_timeout_secs.to_string(),
+                o.embedding_http.timeout_secs.to_string(),
             ),
-            ("EMBEDDING_HTTP_MAX_RETRIES", e.http_max_retries.to_string()),
-            ("EMBEDDING_MAX_INPUT_CHARS", e.max_input_chars.to_string()),
+            (
+                "EMBEDDING_HTTP_MAX_RETRIES",
+                o.embedding_http.max_retries.to_string(),
+            ),
+            (
+                "EMBEDDING_HTTP_MAX_WAIT_SECS",
+                o.embedding_http.max_wait_secs.to_string(),
+            ),
+            ("LLM_HTTP_TIMEOUT_SECS", o.llm_http.timeout_secs.to_string()),
+            ("LLM_HTTP_MAX_RETRIES", o.llm_http.max_retries.to_string()),
+            (
+                "LLM_HTTP_MAX_WAIT_SECS",
+                o.llm_http.max_wait_secs.to_string(),
+            ),
             (
                 "USE_AZURE_AI_FOR_REVIEWS",
                 self.enrichment.use_azure_ai.to_string(),
             ),
             ("LLM_MODEL", self.enrichment.llm_model.clone()),
-            (
-                "AZURE_API_VERSION_LLM",
-                self.enrichment.azure_api_version_llm.clone(),
-            ),
         ]
     }
 }
@@ -619,6 +700,61 @@ mod tests {
         let src = Source::from_pairs([("AMQP_URL", "http://x")]);
         let err = Config::from_source(&src).unwrap_err().to_string();
         assert!(err.contains("AMQP_URL"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords_or_key_parameters() {
+        assert_eq!(
+            redact_url("amqp://user:pw@broker:5672/%2f"),
+            "amqp://user:***@broker:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("https://x.openai.azure.com/openai/deployments/d/embeddings?api-version=2024-02-01&api-key=s3cr3t"),
+            "https://x.openai.azure.com/openai/deployments/d/embeddings?api-version=2024-02-01&api-key=***"
+        );
+        let shown =
+            redact_url("https://blob.example/f?sv=1&SIG=abc%2Bdef&Token=t0k&key=k3y&keep=me");
+        for secret in ["abc", "t0k", "k3y"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("sv=1") && shown.contains("keep=me"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_url("not a url sk-123"),
+            "(unparseable URL, redacted)"
+        );
+    }
+
+    #[test]
+    fn config_shows_every_variable_it_showed_before_the_openai_section() {
+        let shown: Vec<&str> =
+            Config::from_source(&Source::from_pairs(Vec::<(String, String)>::new()))
+                .unwrap()
+                .describe()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+        for name in [
+            "OPENAI_BASE_URL",
+            "OPENAI_API_KEY",
+            "AZURE_OPENAI_ENDPOINT",
+            "AZURE_OPENAI_API_KEY",
+            "AZURE_API_VERSION_EMBEDDING_MODEL",
+            "AZURE_API_VERSION_LLM",
+            "EMBEDDING_HTTP_TIMEOUT_SECS",
+            "EMBEDDING_HTTP_MAX_RETRIES",
+            "EMBEDDING_MAX_INPUT_CHARS",
+            "USE_AZURE_AI_FOR_REVIEWS",
+            "LLM_MODEL",
+            "LLM_HTTP_TIMEOUT_SECS",
+            "LLM_HTTP_MAX_RETRIES",
+            "LLM_HTTP_MAX_WAIT_SECS",
+            "EMBEDDING_HTTP_MAX_WAIT_SECS",
+        ] {
+            assert_eq!(shown.iter().filter(|n| **n == name).count(), 1, "{name}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server starts), the pipeline's own tables, the advisory-lock keys and the
 //! notification channel.
 
+use crate::backoff::{Backoff, Verdict};
 use crate::config::Config;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -36,32 +37,37 @@ pub async fn connect(
             )
         })?
         .application_name(APPLICATION_NAME);
-    let started = std::time::Instant::now();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await;
-        match attempt {
-            Ok(pool) => return Ok(pool),
-            Err(e) if started.elapsed() < patience && is_transient(&e) => {
-                tracing::warn!(
-                    "database at {} not reachable ({e}); retrying in {delay:?}",
-                    config.database_url
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+    let policy =
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_patience(patience);
+    crate::backoff::retry(
+        policy,
+        || {
+            PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+        },
+        |e| {
+            if is_transient(e) {
+                Verdict::Retry
+            } else {
+                Verdict::Stop
             }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot connect to the database at {}",
-                    config.database_url
-                )))
-            }
-        }
-    }
+        },
+        |e, delay| {
+            tracing::warn!(
+                "database at {} not reachable ({e}); retrying in {delay:?}",
+                config.database_url
+            )
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "cannot connect to the database at {}",
+            config.database_url
+        ))
+    })
 }
 
 /// Errors that a retry may cure: the server is down, restarting, or the

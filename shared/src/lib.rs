@@ -2,6 +2,7 @@
 //! the revision catalogue, task messages, and the database and queue helpers
 //! both sides use. No role-specific logic lives here.
 
+pub mod backoff;
 pub mod catalogue;
 pub mod config;
 pub mod csv_chunks;

@@ -13,6 +13,7 @@
 //!
 //! Every declaration is idempotent, so both sides declare on every connect.
 
+use crate::backoff::{Backoff, Verdict};
 use crate::catalogue::Role;
 use crate::config::Config;
 use crate::task::TaskMessage;
@@ -218,28 +219,29 @@ pub async fn connect(
     name: &str,
     patience: Duration,
 ) -> anyhow::Result<Connection> {
-    let started = std::time::Instant::now();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let properties = ConnectionProperties::default().with_connection_name(name.into());
-        match Connection::connect(config.amqp_url.expose(), properties).await {
-            Ok(connection) => return Ok(connection),
-            Err(e) if started.elapsed() < patience => {
-                tracing::warn!(
-                    "broker at {} not reachable ({e}); retrying in {delay:?}",
-                    config.amqp_url
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot connect to the broker at {}",
-                    config.amqp_url
-                )))
-            }
-        }
-    }
+    let policy =
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_patience(patience);
+    crate::backoff::retry(
+        policy,
+        || {
+            let properties = ConnectionProperties::default().with_connection_name(name.into());
+            Connection::connect(config.amqp_url.expose(), properties)
+        },
+        |_| Verdict::Retry,
+        |e, delay| {
+            tracing::warn!(
+                "broker at {} not reachable ({e}); retrying in {delay:?}",
+                config.amqp_url
+            )
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "cannot connect to the broker at {}",
+            config.amqp_url
+        ))
+    })
 }
 
 /// A channel in confirm mode: a publish returns only once the broker has

@@ -3,12 +3,12 @@
 //! the run lock, broker reconnection, poison messages, and continuing a
 //! database that Alembic started.
 
-use integration_tests::{amqp_url, assert_success, text, TestEnv};
 use nix::sys::signal::Signal;
 use shared::catalogue::Role;
 use shared::queue::Topology;
 use shared::task::TaskMessage;
 use std::time::Duration;
+use testkit::{amqp_url, assert_success, text, TestEnv};
 
 const SCHEMA: &str = "1b33292593a9";
 

@@ -2,8 +2,8 @@
 //! disturbs every connection on it, so no other test may run meanwhile
 //! (cargo runs test binaries one after another).
 
-use integration_tests::{amqp_url, assert_success, text, TestEnv};
 use std::time::Duration;
+use testkit::{amqp_url, assert_success, text, TestEnv};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = std::process::Command::new("rabbitmqctl")

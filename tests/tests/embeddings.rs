@@ -3,13 +3,13 @@
 //! and queue prefix of each test's own, the sample data set seeded first.
 //!
 //! Most tests point the workers at an OpenAI-compatible fake served by the
-//! test itself (`orchestrator::fake_openai`), which counts every input that
+//! test itself (`testkit::fake_openai`), which counts every input that
 //! reaches the "provider"; the search test uses the local model.
 
-use integration_tests::{assert_success, text, TestEnv};
 use nix::sys::signal::Signal;
-use orchestrator::fake_openai::{FakeOpenAi, FakeOptions};
 use std::time::Duration;
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use testkit::{assert_success, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const EMBEDDINGS: &str = "cc30da9b96c1";

@@ -2,10 +2,10 @@
 //! seed` processes and `orchestrator upgrade / rerun / downgrade` commands
 //! against a database and queue prefix of each test's own.
 
-use integration_tests::{assert_success, repo_root, text, TestEnv};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::{assert_success, repo_root, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const SCHEMA: &str = "1b33292593a9";

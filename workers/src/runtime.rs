@@ -45,6 +45,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use serde_json::Value;
+use shared::backoff::{Backoff, Verdict};
 use shared::catalogue::Role;
 use shared::config::Config;
 use shared::db;
@@ -215,29 +216,22 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
 
     let slots = Arc::new(Semaphore::new(options.concurrency));
     let topology = Topology::from_config(&shared.config);
-    let mut backoff = Duration::from_millis(250);
+    // Forever (a worker waits for the broker however long it is away); each
+    // reconnection starts again from the first delay.
+    let reconnect = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         if *stop_rx.borrow() {
             break;
         }
-        let session = tokio::select! {
-            s = open_session(&shared.config, &topology, &options) => s,
+        let session = shared::backoff::retry(
+            reconnect,
+            || open_session(&shared.config, &topology, &options),
+            |_| Verdict::Retry,
+            |e, delay| tracing::warn!("broker not available ({e:#}); reconnecting in {delay:?}"),
+        );
+        let (connection, publisher, consumers) = tokio::select! {
+            s = session => s?,
             _ = stopped(stop_rx.clone()) => break,
-        };
-        let (connection, publisher, consumers) = match session {
-            Ok(parts) => {
-                backoff = Duration::from_millis(250);
-                parts
-            }
-            Err(e) => {
-                tracing::warn!("broker not available ({e:#}); reconnecting in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stopped(stop_rx.clone()) => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
         };
         tracing::info!(
             "worker {} consuming {} with {} slots",

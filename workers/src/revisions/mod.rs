@@ -17,7 +17,7 @@ pub mod seed;
 pub struct ProcessState {
     /// The embedding provider: one per process, so the local model's
     /// weights load once and HTTP connections are reused across tasks.
-    embedder: tokio::sync::OnceCell<std::sync::Arc<dyn embedding::Embedder>>,
+    embedder: tokio::sync::OnceCell<std::sync::Arc<dyn providers::embed::Embedder>>,
 }
 
 impl ProcessState {
@@ -25,13 +25,13 @@ impl ProcessState {
     pub async fn embedder(
         &self,
         config: &shared::Config,
-    ) -> anyhow::Result<std::sync::Arc<dyn embedding::Embedder>> {
+    ) -> anyhow::Result<std::sync::Arc<dyn providers::embed::Embedder>> {
         let made = self
             .embedder
             .get_or_try_init(|| async {
-                let settings = config.embedding.clone();
+                let settings = config.clone();
                 // Loading a local model reads and converts its weights: not on the async threads.
-                tokio::task::spawn_blocking(move || embedding::from_config(&settings))
+                tokio::task::spawn_blocking(move || providers::embed::from_config(&settings))
                     .await
                     .map_err(|e| anyhow::anyhow!("loading the embedding provider panicked: {e}"))?
             })

@@ -6,7 +6,7 @@
 //!    tables, with the dimension the provider makes; a table or memory
 //!    column of another dimension stops the run here, before any spend.
 //! 2. `embed` (one task per range of source ids): read the rows, build their
-//!    texts ([`embedding::text`]), skip the rows whose content hash is
+//!    texts ([`providers::embed::text`]), skip the rows whose content hash is
 //!    unchanged, call the provider for the rest *outside* any transaction,
 //!    then write every vector in bulk ([`write`]) in the transaction that
 //!    completes the task — a crash before the commit leaves nothing, a

@@ -10,7 +10,7 @@ use super::write::{self, DocumentRow, MemoryVector};
 use super::{EmbedPayload, Source};
 use crate::runtime::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
-use embedding::text::{self, ProductSource};
+use providers::embed::text::{self, ProductSource};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
@@ -184,7 +184,7 @@ async fn read_reviews(
 /// Calls the provider for `texts` and checks every vector's length against
 /// the column's (`dims` 0: a column declared without a dimension).
 async fn embed(
-    embedder: &Arc<dyn embedding::Embedder>,
+    embedder: &Arc<dyn providers::embed::Embedder>,
     texts: &[String],
     dims: usize,
     target: &str,
@@ -198,10 +198,9 @@ async fn embed(
     }
     let vectors = embedder.embed(texts).await.map_err(|e| match e {
         // A request the provider refuses (a 4xx other than 429) fails the task at once.
-        embedding::EmbedError::Permanent(message) => anyhow::Error::from(Permanent::new(format!(
-            "embedding provider ({}): {message}",
-            embedder.describe()
-        ))),
+        providers::embed::EmbedError::Permanent(message) => anyhow::Error::from(Permanent::new(
+            format!("embedding provider ({}): {message}", embedder.describe()),
+        )),
         transient => anyhow::anyhow!("embedding provider ({}): {transient}", embedder.describe()),
     })?;
     anyhow::ensure!(

@@ -200,7 +200,7 @@ fn dimension_is_free(config: &Config) -> bool {
 /// with the same advice as [`prepare`]. A probe request at most once per
 /// process, and only by tasks that have something to embed.
 pub async fn check_provider(
-    embedder: &dyn embedding::Embedder,
+    embedder: &dyn providers::embed::Embedder,
     table: &str,
     column: &str,
     dims: usize,

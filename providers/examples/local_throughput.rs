@@ -1,14 +1,14 @@
 //! Times the local embedding model on 1,000 generated ~350-character reviews.
 //!
 //! ```text
-//! cargo run --release -p embedding --example local_throughput [N] [SUB_BATCH...]
+//! cargo run --release -p providers --example local_throughput [N] [SUB_BATCH...]
 //! ```
 //! Reads the usual configuration (EMBEDDING_MODEL_DIR, EMBEDDING_THREADS);
 //! SPREAD=sub|within forces how work spreads over threads (default: auto).
 
-use embedding::bench::bench_embedder;
-use embedding::local::Spread;
-use embedding::{review_like_texts, LocalEmbedder};
+use providers::embed::bench::bench_embedder;
+use providers::embed::local::Spread;
+use providers::embed::{review_like_texts, LocalEmbedder};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let batches: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
     let texts = review_like_texts(n);
     if batches.is_empty() {
-        let report = embedding::bench_local(&config, &texts).await?;
+        let report = providers::embed::bench_local(&config, &texts).await?;
         println!("{report}");
     } else {
         for b in batches {

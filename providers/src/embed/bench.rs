@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use crate::local::{BatchStats, LocalEmbedder};
-use crate::EmbedError;
+use crate::embed::local::{BatchStats, LocalEmbedder};
+use crate::embed::EmbedError;
 
 /// What a benchmark run measured.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,5 +1,5 @@
 //! The built-in local provider: sentence-transformers' all-MiniLM-L6-v2 run
-//! in-process on the CPU (the encoder in [`crate::bert`], on `gemm`), no network and no key.
+//! in-process on the CPU (the encoder in [`crate::embed::bert`], on `gemm`), no network and no key.
 //!
 //! It does what sentence-transformers does for this model: WordPiece
 //! tokenisation (inputs longer than `max_seq_length`, 256 tokens, are cut),
@@ -9,7 +9,7 @@
 //! Throughput: a call tokenises all its texts in one batch, sorts them by
 //! token count, cuts them into sub-batches of similar length (at most
 //! `sub_batch` texts and [`SUB_BATCH_TOKEN_BUDGET`] tokens each), runs the
-//! encoder ([`crate::bert`], which packs tokens and so computes no padding
+//! encoder ([`crate::embed::bert`], which packs tokens and so computes no padding
 //! at all) on a dedicated thread pool (`EMBEDDING_THREADS`, 0 = every core)
 //! and returns the vectors in input order. With at least as many sub-batches
 //! as threads, each thread runs whole sub-batches (no synchronisation inside
@@ -26,8 +26,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::bert::{Bert, BertConfig};
-use crate::{EmbedError, Embedder};
+use crate::embed::bert::{Bert, BertConfig};
+use crate::embed::{EmbedError, Embedder};
 
 /// Files the model folder must hold.
 pub const MODEL_FILES: [&str; 4] = [

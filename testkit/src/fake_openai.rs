@@ -1,14 +1,24 @@
-//! A stand-in for an OpenAI-compatible embeddings endpoint, served in this
-//! process: `orchestrator bench embeddings` measures the pipeline against
-//! it, and the integration tests count what reaches the provider with it.
+//! A stand-in for an OpenAI-compatible (and Azure OpenAI) API, served in
+//! this process: `orchestrator bench embeddings` measures the pipeline
+//! against it, and tests count and check what reaches the provider with it.
 //!
-//! It answers `POST …/embeddings` (OpenAI's `/v1/embeddings` and Azure's
-//! `/openai/deployments/<name>/embeddings?api-version=…`) after a fixed
-//! delay, with one random unit vector per input (the same text always gets
-//! the same vector; `dimensions` in the request is honoured, else the
-//! configured default), as floats or base64 as `encoding_format` asks.
+//! Routes (OpenAI's `/v1/…` and Azure's
+//! `/openai/deployments/<name>/…?api-version=…`, which also needs the
+//! `api-key` header, as Azure does):
+//! - `POST …/embeddings`, after a fixed delay, with one random unit vector
+//!   per input (the same text always gets the same vector; `dimensions` in
+//!   the request is honoured, else the configured default), as floats or
+//!   base64 as `encoding_format` asks;
+//! - `POST …/chat/completions`: it checks the messages and, when there is a
+//!   `response_format` of type `json_schema`, that it is `strict` and that
+//!   every object of the schema lists all its properties as required and
+//!   forbids others (a 400 with the API's kind of message otherwise); it
+//!   answers the scripted contents in turn (`{}` when none is left), with
+//!   `usage` counted in words.
+//!
 //! Failures can be scripted: the next N requests answer with a status, an
-//! optional `Retry-After` and an error message.
+//! optional `Retry-After`, any headers (`x-ratelimit-*`) and an error
+//! message; headers can be added to every answer.
 //!
 //! HTTP/1.1 with keep-alive, written directly on tokio: it only has to speak
 //! to HTTP clients sending `Content-Length` bodies, and stays cheap enough
@@ -51,6 +61,8 @@ impl Default for FakeOptions {
 pub struct Failure {
     pub status: u16,
     pub retry_after_secs: Option<u64>,
+    /// More headers, such as `x-ratelimit-reset-requests`.
+    pub headers: Vec<(String, String)>,
     pub message: String,
 }
 
@@ -73,6 +85,8 @@ struct State {
     always: Mutex<Option<Failure>>,
     texts: Mutex<Vec<String>>,
     last: Mutex<VecDeque<SeenRequest>>,
+    chat_answers: Mutex<VecDeque<String>>,
+    answer_headers: Mutex<Vec<(String, String)>>,
     /// Pre-serialised vectors per (dimensions, base64).
     pools: Mutex<HashMap<(usize, bool), VectorPool>>,
 }
@@ -107,6 +121,8 @@ impl FakeOpenAi {
             always: Mutex::new(None),
             texts: Mutex::new(Vec::new()),
             last: Mutex::new(VecDeque::new()),
+            chat_answers: Mutex::new(VecDeque::new()),
+            answer_headers: Mutex::new(Vec::new()),
             pools: Mutex::new(HashMap::new()),
         });
         let shared = state.clone();
@@ -170,14 +186,44 @@ impl FakeOpenAi {
         retry_after_secs: Option<u64>,
         message: &str,
     ) {
+        self.fail_next_with(times, status, retry_after_secs, &[], message);
+    }
+
+    /// [`FakeOpenAi::fail_next`] with more headers on the failures.
+    pub fn fail_next_with(
+        &self,
+        times: usize,
+        status: u16,
+        retry_after_secs: Option<u64>,
+        headers: &[(&str, &str)],
+        message: &str,
+    ) {
         let mut failures = self.state.failures.lock().unwrap();
         for _ in 0..times {
             failures.push_back(Failure {
                 status,
                 retry_after_secs,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 message: message.to_string(),
             });
         }
+    }
+
+    /// The next chat completions answer these contents, in turn.
+    pub fn answer_chat(&self, contents: &[&str]) {
+        let mut answers = self.state.chat_answers.lock().unwrap();
+        answers.extend(contents.iter().map(|c| c.to_string()));
+    }
+
+    /// Headers sent with every answer from now on (`x-ratelimit-remaining-*`...).
+    pub fn set_answer_headers(&self, headers: &[(&str, &str)]) {
+        *self.state.answer_headers.lock().unwrap() = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Every request fails with this status until [`FakeOpenAi::heal`].
@@ -185,6 +231,7 @@ impl FakeOpenAi {
         *self.state.always.lock().unwrap() = Some(Failure {
             status,
             retry_after_secs: None,
+            headers: Vec::new(),
             message: message.to_string(),
         });
     }
@@ -282,7 +329,7 @@ async fn answer(
         }
         last.push_back(SeenRequest {
             path: path.to_string(),
-            headers,
+            headers: headers.clone(),
             body: parsed.clone(),
         });
     }
@@ -290,8 +337,10 @@ async fn answer(
     if !state.options.delay.is_zero() {
         tokio::time::sleep(state.options.delay).await;
     }
-    let route = path.split('?').next().unwrap_or_default();
-    if method != "POST" || !route.ends_with("/embeddings") {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let is_embeddings = route.ends_with("/embeddings");
+    let is_chat = route.ends_with("/chat/completions");
+    if method != "POST" || !(is_embeddings || is_chat) {
         return (
             404,
             vec![],
@@ -301,6 +350,25 @@ async fn answer(
             ),
         );
     }
+    if route.starts_with("/openai/deployments/") {
+        if !query.split('&').any(|p| p.starts_with("api-version=")) {
+            return (
+                404,
+                vec![],
+                error_body("Resource not found", "invalid_request_error"),
+            );
+        }
+        if !headers.iter().any(|(k, v)| k == "api-key" && !v.is_empty()) {
+            return (
+                401,
+                vec![],
+                error_body(
+                    "Access denied due to invalid subscription key or wrong API endpoint.",
+                    "invalid_request_error",
+                ),
+            );
+        }
+    }
     let scripted = state
         .failures
         .lock()
@@ -308,16 +376,22 @@ async fn answer(
         .pop_front()
         .or_else(|| state.always.lock().unwrap().clone());
     if let Some(failure) = scripted {
-        let extra = failure
+        let mut extra = failure
             .retry_after_secs
             .map(|s| vec![("retry-after".to_string(), s.to_string())])
             .unwrap_or_default();
+        extra.extend(failure.headers.iter().cloned());
         let kind = if failure.status == 429 {
             "rate_limit_error"
         } else {
             "invalid_request_error"
         };
         return (failure.status, extra, error_body(&failure.message, kind));
+    }
+    let answer_headers = state.answer_headers.lock().unwrap().clone();
+    if is_chat {
+        let (status, body) = chat_answer(state, &parsed);
+        return (status, answer_headers, body);
     }
     let inputs: Vec<String> = match parsed.get("input") {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
@@ -382,7 +456,130 @@ async fn answer(
     if state.options.record_texts {
         state.texts.lock().unwrap().extend(inputs);
     }
-    (200, vec![], out)
+    (200, answer_headers, out)
+}
+
+/// A chat completion, after checking the request as the API does.
+fn chat_answer(state: &State, request: &serde_json::Value) -> (u16, String) {
+    let invalid = |message: String| (400, error_body(&message, "invalid_request_error"));
+    let Some(messages) = request.get("messages").and_then(|m| m.as_array()) else {
+        return invalid("'messages' is a required property".into());
+    };
+    if messages.is_empty() {
+        return invalid("'messages' must not be empty".into());
+    }
+    let mut prompt_tokens = 0usize;
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(|r| r.as_str()).unwrap_or_default();
+        if !["system", "user", "assistant", "developer"].contains(&role) {
+            return invalid(format!("Invalid value for 'messages[{i}].role': {role:?}"));
+        }
+        let Some(content) = m.get("content").and_then(|c| c.as_str()) else {
+            return invalid(format!("'messages[{i}].content' must be a string"));
+        };
+        prompt_tokens += content.split_whitespace().count();
+    }
+    if let Some(format) = request.get("response_format") {
+        if let Err(message) = check_response_format(format) {
+            return invalid(message);
+        }
+    }
+    let content = state
+        .chat_answers
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| "{}".to_string());
+    let completion_tokens = content.split_whitespace().count().max(1);
+    let model = request
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or("fake-chat");
+    let body = serde_json::json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null},
+            "finish_reason": "stop",
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    });
+    (200, body.to_string())
+}
+
+/// What the API demands of a structured-output request.
+fn check_response_format(format: &serde_json::Value) -> Result<(), String> {
+    match format.get("type").and_then(|t| t.as_str()) {
+        Some("text") | Some("json_object") => return Ok(()),
+        Some("json_schema") => {}
+        other => {
+            return Err(format!(
+                "Invalid value for 'response_format.type': {other:?}"
+            ))
+        }
+    }
+    let schema = format
+        .get("json_schema")
+        .ok_or("Missing required parameter: 'response_format.json_schema'")?;
+    if schema
+        .get("name")
+        .and_then(|n| n.as_str())
+        .is_none_or(str::is_empty)
+    {
+        return Err("Missing required parameter: 'response_format.json_schema.name'".into());
+    }
+    if schema.get("strict") != Some(&serde_json::Value::Bool(true)) {
+        return Err("this fake only accepts strict structured outputs: 'response_format.json_schema.strict' must be true".into());
+    }
+    let body = schema
+        .get("schema")
+        .ok_or("Missing required parameter: 'response_format.json_schema.schema'")?;
+    check_strict_object(body, "schema")
+}
+
+/// Strict mode: every object lists all its properties in `required` and
+/// sets `additionalProperties: false`, down the whole schema.
+fn check_strict_object(schema: &serde_json::Value, at: &str) -> Result<(), String> {
+    let Some(object) = schema.as_object() else {
+        return Ok(());
+    };
+    if let Some(properties) = object.get("properties").and_then(|p| p.as_object()) {
+        if object.get("additionalProperties") != Some(&serde_json::Value::Bool(false)) {
+            return Err(format!(
+                "Invalid schema for response_format: In context=({at}), 'additionalProperties' is required to be supplied and to be false."
+            ));
+        }
+        let required: Vec<&str> = object
+            .get("required")
+            .and_then(|r| r.as_array())
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        for name in properties.keys() {
+            if !required.contains(&name.as_str()) {
+                return Err(format!(
+                    "Invalid schema for response_format: In context=({at}), 'required' is required to be supplied and to be an array including every key in properties. Missing '{name}'."
+                ));
+            }
+        }
+    }
+    for (key, value) in object {
+        match value {
+            serde_json::Value::Object(_) => check_strict_object(value, &format!("{at}, {key}"))?,
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    check_strict_object(item, &format!("{at}, {key}"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -450,6 +647,25 @@ fn encode_base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_schemas_need_every_property_required_and_no_others() {
+        let format = |schema: serde_json::Value, strict: bool| {
+            serde_json::json!({"type": "json_schema",
+                "json_schema": {"name": "answer", "strict": strict, "schema": schema}})
+        };
+        let good = serde_json::json!({"type": "object", "additionalProperties": false,
+            "required": ["items"], "properties": {"items": {"type": "array", "items": {
+                "type": "object", "additionalProperties": false, "required": ["a"],
+                "properties": {"a": {"type": ["string", "null"]}}}}}});
+        assert_eq!(check_response_format(&format(good.clone(), true)), Ok(()));
+        assert!(check_response_format(&format(good, false)).is_err());
+        let loose_inner = serde_json::json!({"type": "object", "additionalProperties": false,
+            "required": ["items"], "properties": {"items": {"type": "array", "items": {
+                "type": "object", "required": [], "properties": {"a": {"type": "string"}}}}}});
+        let err = check_response_format(&format(loose_inner, true)).unwrap_err();
+        assert!(err.contains("additionalProperties"), "{err}");
+    }
 
     #[test]
     fn base64_matches_the_standard_alphabet() {

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use embedding::local::Spread;
-use embedding::{Embedder, LocalEmbedder};
+use providers::embed::local::Spread;
+use providers::embed::{Embedder, LocalEmbedder};
 
 fn model_dir() -> PathBuf {
     match std::env::var("EMBEDDING_MODEL_DIR") {

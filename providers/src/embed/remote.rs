@@ -1,55 +1,29 @@
 //! OpenAI-compatible and Azure OpenAI embedding providers.
 //!
 //! Both send `request_batch_size` texts per request with up to
-//! `requests_in_flight` requests at once, and retry with exponential back-off
-//! and jitter on 429 (waiting at least what `Retry-After` / `retry-after-ms`
-//! asks), 5xx, 408 and transport errors or time-outs, up to
-//! `http_max_retries` times; then the call fails with
-//! [`EmbedError::Transient`]. Any other 4xx fails at once with
-//! [`EmbedError::Permanent`] carrying the provider's own message. The API
-//! key is sent in a header and never appears in an error or a log line.
+//! `requests_in_flight` requests at once, on [`crate::http::HttpClient`]
+//! (its retry policy: 429, 5xx, 408, time-outs; `EMBEDDING_HTTP_*` limits).
+//! A response that does not hold one vector of the expected length per
+//! input fails with [`EmbedError::Permanent`].
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use reqwest::{StatusCode, Url};
-use shared::config::{redact_url, EmbeddingConfig, Secret};
+use shared::config::{EmbeddingConfig, OpenAiConfig};
 
-use crate::{EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedder};
+use crate::http::{Api, Endpoint, HttpClient};
 
-/// First back-off delay; doubled on each retry, capped at [`MAX_BACKOFF`].
-pub const BASE_BACKOFF: Duration = Duration::from_millis(500);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Longest `Retry-After` honoured; a provider asking for more gets this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
-
-/// Longest provider message kept in an error.
-const MAX_MESSAGE: usize = 600;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flavour {
-    OpenAi,
-    Azure,
-}
-
-/// What both providers share: the client, the URL, batching and retries.
+/// What both providers share: the client, batching and the vectors' length.
 struct HttpCore {
-    flavour: Flavour,
-    client: reqwest::Client,
-    url: Url,
+    http: HttpClient,
     /// Sent as `model` in the body (OpenAI); the deployment is in the URL for Azure.
     model: String,
-    key: Secret,
     dimensions: Option<u32>,
     batch: usize,
     in_flight: usize,
-    max_retries: u32,
     max_input_chars: usize,
-    base_backoff: Duration,
-    max_backoff: Duration,
     known_dims: OnceLock<usize>,
     describe: String,
 }
@@ -79,88 +53,32 @@ type BatchFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + Send + 'a>,
 >;
 
-/// Why one attempt failed.
-enum Attempt {
-    Retry {
-        reason: String,
-        wait_at_least: Option<Duration>,
-    },
-    Fail(EmbedError),
-}
-
 impl HttpCore {
     fn new(
-        flavour: Flavour,
+        endpoint: Endpoint,
         config: &EmbeddingConfig,
-        url: Url,
-        key: Secret,
+        openai: &OpenAiConfig,
     ) -> Result<Self, EmbedError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.http_timeout_secs.max(1)))
-            .connect_timeout(Duration::from_secs(config.http_timeout_secs.clamp(1, 30)))
-            .build()
-            .map_err(|e| EmbedError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        let name = format!("{} {}", endpoint.api.name(), config.model);
+        let http = HttpClient::new(endpoint, &openai.embedding_http, &name)?;
         let describe = format!(
-            "{} {} at {}{}",
-            match flavour {
-                Flavour::OpenAi => "openai",
-                Flavour::Azure => "azure-openai",
-            },
-            config.model,
-            redact_url(url.as_str()),
+            "{}{}",
+            http.describe(),
             config
                 .dimensions
                 .map(|d| format!(" ({d} dimensions)"))
                 .unwrap_or_default()
         );
         Ok(HttpCore {
-            flavour,
-            client,
-            url,
+            http,
             model: config.model.clone(),
-            key,
             dimensions: config.dimensions,
             batch: config.request_batch_size.max(1),
             in_flight: config.requests_in_flight.max(1),
-            max_retries: config.http_max_retries,
             max_input_chars: config.max_input_chars.max(1),
-            base_backoff: BASE_BACKOFF,
-            max_backoff: MAX_BACKOFF,
             known_dims: OnceLock::new(),
             describe,
         })
-    }
-
-    fn headers(&self) -> Result<HeaderMap, EmbedError> {
-        let mut headers = HeaderMap::new();
-        if self.key.is_empty() {
-            return Ok(headers);
-        }
-        let (name, value) = match self.flavour {
-            Flavour::OpenAi => (AUTHORIZATION, format!("Bearer {}", self.key.expose())),
-            Flavour::Azure => (
-                reqwest::header::HeaderName::from_static("api-key"),
-                self.key.expose().to_string(),
-            ),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            EmbedError::Permanent(
-                "the embedding API key holds characters that cannot go in an HTTP header".into(),
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-        Ok(headers)
-    }
-
-    /// Removes the key from text that came back from the provider.
-    fn scrub(&self, text: &str) -> String {
-        let key = self.key.expose();
-        if key.len() >= 4 && text.contains(key) {
-            text.replace(key, "(redacted)")
-        } else {
-            text.to_string()
-        }
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -197,13 +115,12 @@ impl HttpCore {
         Ok(vectors)
     }
 
-    /// One request's worth of texts, with retries.
+    /// One request's worth of texts (the client retries).
     async fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let headers = self.headers()?;
         let body = Request {
-            model: match self.flavour {
-                Flavour::OpenAi => Some(self.model.as_str()),
-                Flavour::Azure => None,
+            model: match self.http.endpoint().api {
+                Api::OpenAi => Some(self.model.as_str()),
+                Api::Azure => None,
             },
             input: texts,
             dimensions: self.dimensions,
@@ -211,107 +128,8 @@ impl HttpCore {
         };
         let body = serde_json::to_vec(&body)
             .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
-        let mut attempt = 0u32;
-        loop {
-            match self.attempt(&headers, &body, texts.len()).await {
-                Ok(vectors) => return Ok(vectors),
-                Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry {
-                    reason,
-                    wait_at_least,
-                }) => {
-                    if attempt >= self.max_retries {
-                        return Err(EmbedError::Transient(format!(
-                            "{}: gave up after {} attempts: {reason}",
-                            self.describe,
-                            attempt + 1
-                        )));
-                    }
-                    let delay = self.backoff(attempt, wait_at_least);
-                    tracing::warn!(
-                        provider = %self.describe,
-                        attempt = attempt + 1,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "embedding request failed, retrying: {reason}"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    /// Exponential back-off with jitter: uniformly in [d/2, d] where
-    /// d = base · 2^attempt (capped), and never less than the provider asked.
-    fn backoff(&self, attempt: u32, wait_at_least: Option<Duration>) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-            .min(self.max_backoff);
-        let half = exp / 2;
-        let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
-        let delay = half + Duration::from_millis(jitter);
-        match wait_at_least {
-            Some(asked) => delay.max(asked.min(MAX_RETRY_AFTER)),
-            None => delay,
-        }
-    }
-
-    async fn attempt(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        expected: usize,
-    ) -> Result<Vec<Vec<f32>>, Attempt> {
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .headers(headers.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_vec())
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(Attempt::Retry {
-                    reason: transport_error(&e),
-                    wait_at_least: None,
-                })
-            }
-        };
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let text = match response.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                return Err(Attempt::Retry {
-                    reason: format!("HTTP {status}, reading the body: {}", transport_error(&e)),
-                    wait_at_least: retry_after,
-                })
-            }
-        };
-        if !status.is_success() {
-            let message = self.scrub(&provider_message(&text));
-            let reason = format!("HTTP {}: {message}", status.as_u16());
-            return Err(
-                if status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::REQUEST_TIMEOUT
-                    || status.is_server_error()
-                {
-                    Attempt::Retry {
-                        reason,
-                        wait_at_least: retry_after,
-                    }
-                } else {
-                    Attempt::Fail(EmbedError::Permanent(format!(
-                        "{}: {reason}",
-                        self.describe
-                    )))
-                },
-            );
-        }
-        self.parse(&text, expected).map_err(Attempt::Fail)
+        let answer = self.http.post_json(&body, "embedding").await?;
+        self.parse(&answer.body, texts.len())
     }
 
     fn parse(&self, text: &str, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -390,107 +208,6 @@ fn truncate_inputs(texts: &[String], max_chars: usize) -> Option<(Vec<String>, u
     Some((shortened, count))
 }
 
-/// A transport error without the URL (shown elsewhere, redacted) or anything else.
-fn transport_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "reading the response failed"
-    } else {
-        "request failed"
-    };
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {detail}")
-    }
-}
-
-/// `retry-after-ms` (OpenAI, Azure) or `Retry-After` in seconds.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_string())
-    };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_millis(ms as u64));
-        }
-    }
-    get("retry-after")
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// The provider's error message: `error.message` (OpenAI and Azure), else the body.
-fn provider_message(body: &str) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| {
-            let e = v.get("error")?;
-            let message = e
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-                .or_else(|| e.as_str().map(str::to_string))?;
-            let code = e.get("code").and_then(|c| {
-                c.as_str()
-                    .map(str::to_string)
-                    .or_else(|| c.as_i64().map(|n| n.to_string()))
-            });
-            Some(match code {
-                Some(code) if !code.is_empty() => format!("{message} (code {code})"),
-                _ => message,
-            })
-        })
-        .unwrap_or_else(|| body.trim().to_string());
-    let message = if message.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        message
-    };
-    if message.chars().count() > MAX_MESSAGE {
-        let cut: String = message.chars().take(MAX_MESSAGE).collect();
-        format!("{cut}…")
-    } else {
-        message
-    }
-}
-
-fn parse_base(variable: &str, raw: &str) -> Result<Url, EmbedError> {
-    let url = Url::parse(raw.trim()).map_err(|e| {
-        EmbedError::Permanent(format!(
-            "{variable} = {} is not a URL: {e}",
-            redact_url(raw)
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(EmbedError::Permanent(format!(
-            "{variable} = {} must be an http(s) URL",
-            redact_url(raw)
-        )));
-    }
-    Ok(url)
-}
-
-fn push_segments(url: &mut Url, segments: &[&str]) {
-    let mut path = url.path_segments_mut().expect("checked: can be a base");
-    path.pop_if_empty();
-    path.extend(segments);
-}
-
 /// OpenAI's embeddings API, or any server that speaks it (`OPENAI_BASE_URL`).
 pub struct OpenAiEmbedder {
     core: Arc<HttpCore>,
@@ -499,18 +216,18 @@ pub struct OpenAiEmbedder {
 impl OpenAiEmbedder {
     /// POSTs to `{OPENAI_BASE_URL}/embeddings` with `Authorization: Bearer OPENAI_API_KEY`
     /// (no header when the key is empty, for local servers).
-    pub fn from_config(config: &EmbeddingConfig) -> Result<Self, EmbedError> {
-        let mut url = parse_base("OPENAI_BASE_URL", &config.openai_base_url)?;
-        if config.openai_api_key.is_empty() && url.host_str() == Some("api.openai.com") {
-            return Err(EmbedError::Permanent(
-                "OPENAI_API_KEY must be set for EMBEDDING_PROVIDER=openai with api.openai.com"
-                    .into(),
-            ));
-        }
-        push_segments(&mut url, &["embeddings"]);
-        let core = HttpCore::new(Flavour::OpenAi, config, url, config.openai_api_key.clone())?;
+    pub fn from_config(
+        config: &EmbeddingConfig,
+        openai: &OpenAiConfig,
+    ) -> Result<Self, EmbedError> {
+        let endpoint = Endpoint::openai(
+            &openai.base_url,
+            &openai.api_key,
+            &["embeddings"],
+            "EMBEDDING_PROVIDER=openai",
+        )?;
         Ok(OpenAiEmbedder {
-            core: Arc::new(core),
+            core: Arc::new(HttpCore::new(endpoint, config, openai)?),
         })
     }
 }
@@ -522,33 +239,20 @@ pub struct AzureOpenAiEmbedder {
 
 impl AzureOpenAiEmbedder {
     /// The deployment is `EMBEDDING_MODEL`; the key goes in the `api-key` header.
-    pub fn from_config(config: &EmbeddingConfig) -> Result<Self, EmbedError> {
-        if config.azure_endpoint.trim().is_empty() {
-            return Err(EmbedError::Permanent(
-                "AZURE_OPENAI_ENDPOINT must be set for EMBEDDING_PROVIDER=azure-openai".into(),
-            ));
-        }
-        if config.azure_api_key.is_empty() {
-            return Err(EmbedError::Permanent(
-                "AZURE_OPENAI_API_KEY must be set for EMBEDDING_PROVIDER=azure-openai".into(),
-            ));
-        }
-        if config.model.trim().is_empty() {
-            return Err(EmbedError::Permanent(
-                "EMBEDDING_MODEL must name the Azure OpenAI deployment".into(),
-            ));
-        }
-        let mut url = parse_base("AZURE_OPENAI_ENDPOINT", &config.azure_endpoint)?;
-        push_segments(
-            &mut url,
-            &["openai", "deployments", config.model.trim(), "embeddings"],
-        );
-        url.query_pairs_mut()
-            .clear()
-            .append_pair("api-version", &config.azure_api_version);
-        let core = HttpCore::new(Flavour::Azure, config, url, config.azure_api_key.clone())?;
+    pub fn from_config(
+        config: &EmbeddingConfig,
+        openai: &OpenAiConfig,
+    ) -> Result<Self, EmbedError> {
+        let endpoint = Endpoint::azure(
+            &openai.azure_endpoint,
+            &openai.azure_api_key,
+            ("EMBEDDING_MODEL", &config.model),
+            &["embeddings"],
+            &openai.azure_api_version_embedding,
+            "EMBEDDING_PROVIDER=azure-openai",
+        )?;
         Ok(AzureOpenAiEmbedder {
-            core: Arc::new(core),
+            core: Arc::new(HttpCore::new(endpoint, config, openai)?),
         })
     }
 }
@@ -557,12 +261,15 @@ macro_rules! http_embedder {
     ($ty:ty) => {
         impl $ty {
             /// Changes the back-off (tests use milliseconds).
-            pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
-                if let Some(core) = Arc::get_mut(&mut self.core) {
-                    core.base_backoff = base;
-                    core.max_backoff = max;
-                }
-                self
+            pub fn with_backoff(self, base: Duration, max: Duration) -> Self {
+                let core = match Arc::try_unwrap(self.core) {
+                    Ok(mut core) => {
+                        core.http = core.http.with_backoff(base, max);
+                        Arc::new(core)
+                    }
+                    Err(shared) => shared,
+                };
+                Self { core }
             }
         }
 
@@ -589,6 +296,7 @@ mod tests {
     //! services (and checks what it is sent).
 
     use super::*;
+    use shared::config::Secret;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::time::Instant;
@@ -775,7 +483,7 @@ mod tests {
         })
     }
 
-    fn config(provider: &str, base: &str, extra: &[(&str, &str)]) -> EmbeddingConfig {
+    fn config(provider: &str, base: &str, extra: &[(&str, &str)]) -> shared::Config {
         let mut pairs: Vec<(String, String)> = vec![
             ("EMBEDDING_PROVIDER".into(), provider.into()),
             ("OPENAI_BASE_URL".into(), format!("{base}/v1")),
@@ -785,13 +493,15 @@ mod tests {
             ("EMBEDDING_HTTP_TIMEOUT_SECS".into(), "5".into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        shared::config::Config::from_source(&shared::config::Source::from_pairs(pairs))
-            .unwrap()
-            .embedding
+        shared::config::Config::from_source(&shared::config::Source::from_pairs(pairs)).unwrap()
     }
 
     fn texts(n: usize) -> Vec<String> {
         (0..n).map(|i| "x".repeat(i + 1)).collect()
+    }
+
+    fn openai(cfg: &shared::Config) -> OpenAiEmbedder {
+        OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap()
     }
 
     fn fast(e: OpenAiEmbedder) -> OpenAiEmbedder {
@@ -816,7 +526,7 @@ mod tests {
                 ("EMBEDDING_MODEL", "text-embedding-3-small"),
             ],
         );
-        let e = OpenAiEmbedder::from_config(&cfg).unwrap();
+        let e = OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap();
         assert!(!e.describe().contains(KEY));
         let input = texts(10);
         let out = e.embed(&input).await.unwrap();
@@ -859,7 +569,7 @@ mod tests {
                 ("EMBEDDING_MAX_INPUT_CHARS", "5"),
             ],
         );
-        let e = OpenAiEmbedder::from_config(&cfg).unwrap();
+        let e = OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap();
         let mut input = texts(8);
         input.push("ééééééé".to_string());
         let out = e.embed(&input).await.unwrap();
@@ -892,7 +602,7 @@ mod tests {
             }
         })
         .await;
-        let e = fast(OpenAiEmbedder::from_config(&config("openai", &server.base, &[])).unwrap());
+        let e = fast(openai(&config("openai", &server.base, &[])));
         let started = Instant::now();
         let out = e.embed(&texts(2)).await.unwrap();
         let waited = started.elapsed();
@@ -911,7 +621,7 @@ mod tests {
             Reply::json(400, serde_json::json!({"error": {"message": format!("This model's maximum context length is 8192 tokens (key {KEY})"), "type": "invalid_request_error", "code": null}}))
         })
         .await;
-        let e = fast(OpenAiEmbedder::from_config(&config("openai", &server.base, &[])).unwrap());
+        let e = fast(openai(&config("openai", &server.base, &[])));
         let err = e.embed(&texts(3)).await.unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(matches!(err, EmbedError::Permanent(_)), "{shown}");
@@ -938,7 +648,7 @@ mod tests {
             &server.base,
             &[("EMBEDDING_HTTP_MAX_RETRIES", "3")],
         );
-        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let e = fast(OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap());
         let err = e.embed(&texts(1)).await.unwrap_err();
         assert!(matches!(err, EmbedError::Transient(_)), "{err}");
         assert!(err.to_string().contains("upstream overloaded"), "{err}");
@@ -965,7 +675,7 @@ mod tests {
             &server.base,
             &[("EMBEDDING_HTTP_TIMEOUT_SECS", "1")],
         );
-        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let e = fast(OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap());
         let out = e.embed(&texts(2)).await.unwrap();
         assert_eq!(out.len(), 2);
         assert!(server.seen.lock().unwrap().len() >= 2);
@@ -982,7 +692,7 @@ mod tests {
                 ("AZURE_API_VERSION_EMBEDDING_MODEL", "2024-06-01"),
             ],
         );
-        let e = AzureOpenAiEmbedder::from_config(&cfg)
+        let e = AzureOpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai)
             .unwrap()
             .with_backoff(Duration::from_millis(5), Duration::from_millis(20));
         assert_eq!(e.dimensions().await.unwrap(), 6, "probed once");
@@ -1018,7 +728,7 @@ mod tests {
         })
         .await;
         let cfg = config("openai", &server.base, &[("EMBEDDING_DIMENSIONS", "8")]);
-        let e = fast(OpenAiEmbedder::from_config(&cfg).unwrap());
+        let e = fast(OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai).unwrap());
         let err = e.embed(&texts(1)).await.unwrap_err();
         assert!(
             matches!(err, EmbedError::Permanent(_)) && err.to_string().contains("5 dimensions"),
@@ -1034,47 +744,29 @@ mod tests {
     #[test]
     fn missing_keys_and_bad_urls_are_reported_without_secrets() {
         let mut cfg = config("openai", "http://127.0.0.1:9", &[]);
-        cfg.openai_base_url = "https://api.openai.com/v1".into();
-        cfg.openai_api_key = Secret::new("");
-        let err = OpenAiEmbedder::from_config(&cfg).err().unwrap().to_string();
+        cfg.openai.base_url = "https://api.openai.com/v1".into();
+        cfg.openai.api_key = Secret::new("");
+        let err = OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("OPENAI_API_KEY"), "{err}");
-        cfg.openai_base_url = "not a url".into();
-        cfg.openai_api_key = Secret::new(KEY);
-        let err = OpenAiEmbedder::from_config(&cfg).err().unwrap().to_string();
+        cfg.openai.base_url = "not a url".into();
+        cfg.openai.api_key = Secret::new(KEY);
+        let err = OpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("OPENAI_BASE_URL") && !err.contains(KEY),
             "{err}"
         );
         let mut cfg = config("azure-openai", "http://127.0.0.1:9", &[]);
-        cfg.azure_api_key = Secret::new("");
-        let err = AzureOpenAiEmbedder::from_config(&cfg)
+        cfg.openai.azure_api_key = Secret::new("");
+        let err = AzureOpenAiEmbedder::from_config(&cfg.embedding, &cfg.openai)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("AZURE_OPENAI_API_KEY"), "{err}");
-    }
-
-    #[test]
-    fn backoff_grows_has_jitter_and_respects_retry_after() {
-        let cfg = config("openai", "http://127.0.0.1:9", &[]);
-        let core = HttpCore::new(
-            Flavour::OpenAi,
-            &cfg,
-            Url::parse("http://127.0.0.1:9/v1/embeddings").unwrap(),
-            Secret::new(KEY),
-        )
-        .unwrap();
-        for attempt in 0..8 {
-            let d = core.backoff(attempt, None);
-            let full = (BASE_BACKOFF * 2u32.pow(attempt)).min(MAX_BACKOFF);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-        assert!(core.backoff(0, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
-        assert!(core.backoff(0, Some(Duration::from_secs(7200))) <= MAX_RETRY_AFTER);
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert("retry-after-ms", HeaderValue::from_static("250"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
     }
 }

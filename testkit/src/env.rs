@@ -1,0 +1,313 @@
+//! Test harness: every test gets its own database (on the PostgreSQL with
+//! pgvector and AGE that `scripts/services.sh` provides) and its own queue
+//! prefix on the real RabbitMQ, and drives the real `orchestrator` and
+//! `worker` binaries as a user would.
+//!
+//! The binaries are taken from the same target folder as the test binary
+//! (`cargo build --release --bins` first; `scripts/test.sh` does it).
+
+use anyhow::Context;
+use shared::queue::Topology;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// The server URL tests create their databases on: `DATABASE_URL` (as
+/// written by `scripts/services.sh`), or the script's default.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| shared::config::DEFAULT_DATABASE_URL.to_string())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| shared::config::DEFAULT_AMQP_URL.to_string())
+}
+
+/// Folder of the `orchestrator` and `worker` binaries built alongside the tests.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test-binary>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile folder")
+        .to_path_buf();
+    for bin in ["orchestrator", "worker"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: build the binaries first (`cargo build --release --bins`, which scripts/test.sh does)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// The repository's root folder (for `data/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub struct TestEnv {
+    pub db_name: String,
+    pub database_url: String,
+    pub queue_prefix: String,
+    pub pool: PgPool,
+    /// Extra environment for every process this test starts.
+    pub env: Vec<(String, String)>,
+    workers: Vec<Child>,
+}
+
+impl TestEnv {
+    /// A fresh database and queue prefix named after the test.
+    pub async fn new(test_name: &str) -> TestEnv {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let slug: String = test_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(30)
+            .collect();
+        let db_name = format!("t_{slug}_{suffix}");
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test PostgreSQL at {admin} ({e}); run scripts/services.sh")
+        });
+        sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        conn.close().await.ok();
+        let url = shared::db::url_with_database(&admin, &db_name).expect("DATABASE_URL is a URL");
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("connect to the test database");
+        TestEnv {
+            db_name,
+            database_url: url,
+            queue_prefix: format!("test-{slug}-{suffix}"),
+            pool,
+            env: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.queue_prefix)
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(bin_dir().join(binary));
+        command
+            .current_dir(repo_root())
+            .env("DATABASE_URL", &self.database_url)
+            .env("AMQP_URL", amqp_url())
+            .env("QUEUE_PREFIX", &self.queue_prefix)
+            .env("ENV_FILE", "/nonexistent/.env")
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// Runs `orchestrator <args>` to the end (at most `limit`).
+    pub async fn orchestrator(&self, args: &[&str]) -> Output {
+        self.orchestrator_within(args, Duration::from_secs(300))
+            .await
+    }
+
+    pub async fn orchestrator_within(&self, args: &[&str], limit: Duration) -> Output {
+        let child = self
+            .command("orchestrator")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start orchestrator");
+        tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("orchestrator {args:?} did not finish within {limit:?}"))
+            .expect("orchestrator output")
+    }
+
+    /// Starts `orchestrator <args>` in the background.
+    pub fn spawn_orchestrator(&self, args: &[&str]) -> Child {
+        self.command("orchestrator")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start orchestrator")
+    }
+
+    /// Starts a `worker` process (killed when the test ends) and returns its pid.
+    pub fn start_worker(&mut self, args: &[&str]) -> u32 {
+        let child = self
+            .command("worker")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start worker");
+        let pid = child.id().expect("worker pid");
+        self.workers.push(child);
+        pid
+    }
+
+    /// Sends `signal` to a worker this test started.
+    pub fn signal_worker(&self, pid: u32, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signal the worker");
+    }
+
+    /// Waits for a worker started by this test to exit; returns its exit code.
+    pub async fn wait_worker(&mut self, pid: u32, limit: Duration) -> Option<i32> {
+        let index = self.workers.iter().position(|c| c.id() == Some(pid))?;
+        let mut child = self.workers.remove(index);
+        let status = tokio::time::timeout(limit, child.wait()).await.ok()?.ok()?;
+        status.code()
+    }
+
+    /// Polls `probe` until it returns true (panics after `limit`).
+    pub async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if probe().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out after {limit:?} waiting for: {what}");
+    }
+
+    /// Waits until at least `at_least` tasks of this database are in `status`.
+    pub async fn wait_for_tasks(&self, status: &str, at_least: i64, limit: Duration) {
+        let what = format!("{at_least} task(s) {status}");
+        self.eventually(&what, limit, || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pipeline.tasks WHERE status = $1")
+                .bind(status)
+                .fetch_one(&self.pool)
+                .await
+                .map(|n| n >= at_least)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
+    /// Waits until the `count(*)` query `sql` returns exactly `expected`.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, limit: Duration) {
+        let what = format!("{sql} = {expected}");
+        self.eventually(&what, limit, || async {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&self.pool)
+                .await
+                .is_ok_and(|n| n == expected)
+        })
+        .await;
+    }
+
+    /// Messages ready in a queue of this test's topology.
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("queue {queue}"))?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(declared.message_count())
+    }
+
+    /// Publishes a raw body to a role's work queue (for poison tests).
+    pub async fn publish_raw(&self, role: shared::Role, body: &[u8]) -> anyhow::Result<()> {
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await?;
+        self.topology().declare(&channel).await?;
+        channel
+            .basic_publish(
+                self.topology().exchange().as_str().into(),
+                role.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    /// Stops the workers, drops the database and deletes the queues.
+    pub async fn cleanup(mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill().await;
+        }
+        self.pool.close().await;
+        if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+        if let Ok(connection) =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+        {
+            if let Ok(channel) = connection.create_channel().await {
+                self.topology().delete(&channel).await;
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+    }
+}
+
+/// stdout and stderr of a finished process, for assertions and messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts a process succeeded, showing its output when it did not.
+pub fn assert_success(output: &Output) {
+    assert!(output.status.success(), "command failed:\n{}", text(output));
+}

@@ -1,0 +1,12 @@
+//! Test support shared by the crates' tests and the benchmarks:
+//! - [`fake_openai`]: an OpenAI-compatible and Azure OpenAI server in the
+//!   test's own process (embeddings and chat completions) that checks what
+//!   it receives and answers like the real API, with scriptable answers,
+//!   failures, rate limits and delays;
+//! - [`env`]: the integration-test environment: its own database and queue
+//!   prefix per test, and the real `orchestrator` and `worker` binaries.
+
+pub mod env;
+pub mod fake_openai;
+
+pub use env::{admin_url, amqp_url, assert_success, bin_dir, repo_root, text, TestEnv};
