@@ -29,7 +29,8 @@ impl SentenceEncoder {
 
     /// Says what is missing from `dir`, and how to get it, if anything is.
     pub fn check_dir(dir: &Path) -> Result<(), AnalysisError> {
-        providers::embed::local::check_model_dir(dir).map_err(|e| AnalysisError::Model(e.to_string()))
+        providers::embed::local::check_model_dir(dir)
+            .map_err(|e| AnalysisError::Model(e.to_string()))
     }
 
     /// One vector per text, in input order (blocking: run it off an async runtime).

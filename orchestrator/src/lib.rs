@@ -4,10 +4,6 @@
 //! the plans come from the `revisions` crate's registry, and each other
 //! command lives in its own module.
 
-pub mod bench;
-pub mod bench_embeddings;
-pub mod bench_seed;
-pub mod datagen;
 pub mod driver;
 pub mod inspect;
 pub mod local_workers;

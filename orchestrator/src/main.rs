@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use orchestrator::migrate;
-use orchestrator::{bench, bench_embeddings, bench_seed, datagen, inspect, search};
+use orchestrator::{inspect, search};
 use shared::plan::Direction;
 use shared::Config;
 use std::path::PathBuf;
@@ -62,10 +62,17 @@ enum Command {
         #[command(subcommand)]
         which: DataCommand,
     },
-    /// Benchmarks.
+    /// Benchmarks: `bench runtime|seed|embeddings [flags]`, run by the
+    /// `orchestrator-bench` binary next to this one (`bench --help` lists them).
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        which: BenchCommand,
+        /// The benchmark and its flags, passed on as they are.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "BENCHMARK"
+        )]
+        args: Vec<String>,
     },
 }
 
@@ -111,83 +118,6 @@ enum DataCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum BenchCommand {
-    /// The embeddings revision: the local model's throughput, then embed
-    /// workers (1, 2, 4) against an in-process OpenAI-compatible fake, the
-    /// hnsw build, and the write path against a raw binary COPY.
-    Embeddings {
-        #[arg(long, default_value_t = 100_000)]
-        reviews: usize,
-        /// Worker process counts to compare.
-        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
-        workers: Vec<usize>,
-        /// Tasks each worker runs at once.
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
-        /// Delay of the fake provider per request, in milliseconds.
-        #[arg(long, default_value_t = 100)]
-        delay_ms: u64,
-        #[arg(long, default_value_t = 1536)]
-        dims: usize,
-        /// Texts per provider request.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Provider requests in flight per task.
-        #[arg(long, default_value_t = 1)]
-        in_flight: usize,
-        /// Source rows per embed task.
-        #[arg(long, default_value_t = 1000)]
-        task_rows: i64,
-        /// Skip the local model's throughput.
-        #[arg(long)]
-        skip_local: bool,
-        /// Keep the scratch database and the generated files.
-        #[arg(long)]
-        keep: bool,
-    },
-    /// No-op tasks through the whole runtime path.
-    Runtime {
-        #[arg(long, default_value_t = 20_000)]
-        tasks: usize,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Tasks each worker runs at once.
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Simulated work per task, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        sleep_ms: u64,
-        /// Record each task's effect in pipeline.noop_marks (to check exactly-once).
-        #[arg(long)]
-        mark: bool,
-        /// Attempts each task fails on purpose before it succeeds.
-        #[arg(long, default_value_t = 0)]
-        fail_attempts: i32,
-    },
-    /// The seed revision on a generated data set against a plain `psql \copy`
-    /// of the same files, in a scratch database; prints rows/s, the ratio and
-    /// the seed workers' peak memory.
-    Seed {
-        #[arg(long, default_value_t = 1_000_000)]
-        reviews: usize,
-        /// Products of the generated data set (default: reviews / 1000, at least 60).
-        #[arg(long)]
-        products: Option<usize>,
-        #[arg(long, default_value_t = 1_000)]
-        users: usize,
-        /// Local seed worker processes.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Tasks each worker runs at once (default: WORKER_CONCURRENCY).
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Keep the scratch database and the generated files.
-        #[arg(long)]
-        keep: bool,
-    },
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::logging::init();
@@ -222,8 +152,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?,
             DataCommand::Sample { out } => datagen::write_sample_dataset(&out)?,
         };
-        print!("{summary}");
+        println!("{summary}");
         return Ok(());
+    }
+    if let Command::Bench { args } = cli.command {
+        return Err(run_bench(&args));
     }
     let config = Config::from_env()?;
     match cli.command {
@@ -249,71 +182,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Data { .. } => unreachable!("handled above"),
-        Command::Bench { which } => match which {
-            BenchCommand::Embeddings {
-                reviews,
-                workers,
-                concurrency,
-                delay_ms,
-                dims,
-                batch,
-                in_flight,
-                task_rows,
-                skip_local,
-                keep,
-            } => {
-                bench_embeddings::embeddings(
-                    &config,
-                    &bench_embeddings::EmbeddingsBench {
-                        reviews,
-                        workers,
-                        concurrency: concurrency.max(1),
-                        delay: Duration::from_millis(delay_ms),
-                        dims,
-                        batch: batch.max(1),
-                        in_flight: in_flight.max(1),
-                        task_rows: task_rows.max(1),
-                        skip_local,
-                        keep,
-                    },
-                )
-                .await
-            }
-            BenchCommand::Runtime {
-                tasks,
-                workers,
-                concurrency,
-                sleep_ms,
-                mark,
-                fail_attempts,
-            } => {
-                let work = bench::NoopWork {
-                    sleep_ms,
-                    mark,
-                    fail_attempts,
-                };
-                bench::runtime(&config, tasks, workers, concurrency, work).await
-            }
-            BenchCommand::Seed {
-                reviews,
-                products,
-                users,
-                workers,
-                concurrency,
-                keep,
-            } => {
-                let options = bench_seed::SeedBench {
-                    reviews,
-                    products: products.unwrap_or(reviews / 1000).max(60),
-                    users,
-                    workers,
-                    concurrency,
-                    keep,
-                };
-                bench_seed::seed(&config, &options).await
-            }
-        },
+        Command::Bench { .. } => unreachable!("handled above"),
     }
+}
+
+/// Replaces this process with the bench binary, with the same arguments;
+/// returns only if that fails. The benchmarks live in a binary of their own
+/// so that the production one carries none of their code.
+fn run_bench(args: &[String]) -> anyhow::Error {
+    use anyhow::Context as _;
+    use std::os::unix::process::CommandExt as _;
+    let path = match std::env::current_exe().context("locating the orchestrator binary") {
+        Ok(me) => me.with_file_name("orchestrator-bench"),
+        Err(e) => return e,
+    };
+    if !path.exists() {
+        return anyhow::anyhow!(
+            "`orchestrator bench` runs the orchestrator-bench binary, expected next to this one at {}; build it with `cargo build --release -p bench`",
+            path.display()
+        );
+    }
+    let error = std::process::Command::new(&path).args(args).exec();
+    anyhow::Error::new(error).context(format!("running {}", path.display()))
 }
 
 async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {

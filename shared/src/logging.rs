@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn colour_only_on_a_terminal_and_never_with_no_color() {
         assert!(colour_wanted(true, false));
-        assert!(!colour_wanted(false, false), "a file or pipe gets no escapes");
+        assert!(
+            !colour_wanted(false, false),
+            "a file or pipe gets no escapes"
+        );
         assert!(!colour_wanted(true, true), "NO_COLOR wins on a terminal");
         assert!(!colour_wanted(false, true));
     }

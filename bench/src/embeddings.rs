@@ -17,12 +17,11 @@
 //! Everything runs in a scratch database and queue prefix of its own on the
 //! configured servers, dropped at the end (unless `--keep`).
 
-use crate::datagen;
-use crate::driver::{self, RunOptions};
-use crate::local_workers::LocalWorkers;
-use crate::lock::WaitPolicy;
-use crate::plan::{Direction, PlanContext};
 use anyhow::Context;
+use orchestrator::driver::{self, RunOptions};
+use orchestrator::local_workers::LocalWorkers;
+use orchestrator::lock::WaitPolicy;
+use orchestrator::plan::{Direction, PlanContext};
 use revisions::embeddings::sources::node_id;
 use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
 use revisions::embeddings::{EmbeddingTable, Source};
@@ -84,7 +83,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
 
     let database = format!("agenticshop_bench_embeddings_{tag}");
-    let (admin, url) = crate::bench::create_scratch(config, &database).await?;
+    let (admin, url) = crate::scratch::create(config, &database).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         dims: bench.dims,
@@ -108,7 +107,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 
     let result = run(&bench_config, bench, &server).await;
 
-    crate::bench::remove_scratch(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
     result
 }
 

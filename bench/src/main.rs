@@ -1,0 +1,183 @@
+//! `orchestrator bench runtime|seed|embeddings`: the benchmarks, kept out
+//! of the production binary. `orchestrator bench ARGS` runs this binary
+//! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
+//! a module, and works in a scratch database and queue prefix of its own
+//! ([`scratch`]) on the configured servers.
+
+mod embeddings;
+mod runtime;
+mod scratch;
+mod seed;
+
+use clap::{Parser, Subcommand};
+use shared::Config;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Benchmarks of the pipeline on this machine; each prints its figures.
+/// Configuration comes from the environment and a `.env` file, as for the
+/// orchestrator.
+#[derive(Parser, Debug)]
+#[command(name = "orchestrator bench", bin_name = "orchestrator bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The embeddings revision: the local model's throughput, then embed
+    /// workers (1, 2, 4) against an in-process OpenAI-compatible fake, the
+    /// hnsw build, and the write path against a raw binary COPY.
+    Embeddings {
+        #[arg(long, default_value_t = 100_000)]
+        reviews: usize,
+        /// Worker process counts to compare.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Delay of the fake provider per request, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        delay_ms: u64,
+        #[arg(long, default_value_t = 1536)]
+        dims: usize,
+        /// Texts per provider request.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Provider requests in flight per task.
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        /// Source rows per embed task.
+        #[arg(long, default_value_t = 1000)]
+        task_rows: i64,
+        /// Skip the local model's throughput.
+        #[arg(long)]
+        skip_local: bool,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// No-op tasks through the whole runtime path.
+    Runtime {
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Tasks each worker runs at once.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Simulated work per task, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        sleep_ms: u64,
+        /// Record each task's effect in pipeline.noop_marks (to check exactly-once).
+        #[arg(long)]
+        mark: bool,
+        /// Attempts each task fails on purpose before it succeeds.
+        #[arg(long, default_value_t = 0)]
+        fail_attempts: i32,
+    },
+    /// The seed revision on a generated data set against a plain `psql \copy`
+    /// of the same files, in a scratch database; prints rows/s, the ratio and
+    /// the seed workers' peak memory.
+    Seed {
+        #[arg(long, default_value_t = 1_000_000)]
+        reviews: usize,
+        /// Products of the generated data set (default: reviews / 1000, at least 60).
+        #[arg(long)]
+        products: Option<usize>,
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Local seed worker processes.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Tasks each worker runs at once (default: WORKER_CONCURRENCY).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::logging::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Embeddings {
+            reviews,
+            workers,
+            concurrency,
+            delay_ms,
+            dims,
+            batch,
+            in_flight,
+            task_rows,
+            skip_local,
+            keep,
+        } => {
+            embeddings::embeddings(
+                &config,
+                &embeddings::EmbeddingsBench {
+                    reviews,
+                    workers,
+                    concurrency: concurrency.max(1),
+                    delay: Duration::from_millis(delay_ms),
+                    dims,
+                    batch: batch.max(1),
+                    in_flight: in_flight.max(1),
+                    task_rows: task_rows.max(1),
+                    skip_local,
+                    keep,
+                },
+            )
+            .await
+        }
+        Command::Runtime {
+            tasks,
+            workers,
+            concurrency,
+            sleep_ms,
+            mark,
+            fail_attempts,
+        } => {
+            let work = runtime::NoopWork {
+                sleep_ms,
+                mark,
+                fail_attempts,
+            };
+            runtime::runtime(&config, tasks, workers, concurrency, work).await
+        }
+        Command::Seed {
+            reviews,
+            products,
+            users,
+            workers,
+            concurrency,
+            keep,
+        } => {
+            let options = seed::SeedBench {
+                reviews,
+                products: products.unwrap_or(reviews / 1000).max(60),
+                users,
+                workers,
+                concurrency,
+                keep,
+            };
+            seed::seed(&config, &options).await
+        }
+    }
+}
