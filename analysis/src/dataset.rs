@@ -1,5 +1,5 @@
 //! Reading reviews, their products' features and evaluation labels from a
-//! data directory in the format of `DATA-FORMAT.md`.
+//! data directory in the format `data/README.md` describes.
 //!
 //! Both spellings of the review file are read: `product_reviews.csv` with a
 //! `review` column (the current layout) and `review.csv` with `review_text`

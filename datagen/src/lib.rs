@@ -1,5 +1,5 @@
 //! Data-set generator: writes a data directory in the exact CSV format of
-//! `DATA-FORMAT.md` (the eight files the seed revision loads) plus
+//! `data/README.md` (the eight files the seed revision loads) plus
 //! `review_labels.csv`, the ground truth for every review (the feature the
 //! review is mainly about and the sentiment about it).
 //!
@@ -241,7 +241,7 @@ impl Sentiment {
     }
 }
 
-/// File names and headers, exactly as in DATA-FORMAT.md.
+/// File names and headers, exactly as `data/README.md` describes them.
 pub const FILES: [(&str, &[&str]); 8] = [
     (
         "products.csv",
