@@ -304,14 +304,15 @@ fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBu
     Ok(files)
 }
 
-/// The older header names a file uses, when it is in the older naming.
+/// The older header names a file uses. Column renames apply whatever the
+/// file is called: a `product_reviews.csv` that still says `review_text`
+/// would otherwise load every review as NULL (an unknown column is only
+/// ignored). Dropped columns are only expected under the older file name.
 fn header_renames(table: &str, file: &Path, header: &[String]) -> HeaderRenames {
     let Some(older) = seed::older_spelling(table) else {
         return HeaderRenames::default();
     };
-    if seed::display_name(file) != older.file {
-        return HeaderRenames::default();
-    }
+    let older_file = seed::display_name(file) == older.file;
     let has = |name: &str| header.iter().any(|h| h == name);
     HeaderRenames {
         renamed: older
@@ -323,7 +324,7 @@ fn header_renames(table: &str, file: &Path, header: &[String]) -> HeaderRenames 
         dropped: older
             .dropped
             .iter()
-            .filter(|d| has(d))
+            .filter(|d| older_file && has(d))
             .map(|d| d.to_string())
             .collect(),
     }
@@ -507,5 +508,31 @@ mod tests {
         assert_eq!(list.len(), seed::DEPENDENTS.len() + seed::tables().count());
         assert_eq!(list[0], format!("public.{}", seed::DEPENDENTS[0]));
         assert_eq!(list.last().unwrap(), &format!("public.{}", seed::PHASES[0][0]));
+    }
+
+    #[test]
+    fn an_older_column_name_is_mapped_even_under_the_current_file_name() {
+        let header = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mixed = header_renames(
+            "product_reviews",
+            Path::new("/data/product_reviews.csv"),
+            &header(&["id", "product_id", "review_text", "rating"]),
+        );
+        assert_eq!(
+            mixed.renamed,
+            vec![("review_text".to_string(), "review".to_string())]
+        );
+        let both = header_renames(
+            "product_reviews",
+            Path::new("/data/product_reviews.csv"),
+            &header(&["id", "review", "review_text"]),
+        );
+        assert!(both.renamed.is_empty(), "a current column is never replaced");
+        let current = header_renames(
+            "product_features",
+            Path::new("/data/product_features.csv"),
+            &header(&["id", "product_id", "feature_id"]),
+        );
+        assert!(current.is_empty());
     }
 }
