@@ -770,3 +770,24 @@ async fn a_database_in_the_earlier_layout_is_refused_and_left_unchanged() {
     assert_eq!(rows, (1, 1));
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_to_a_file_or_pipe_has_no_colour_escapes() {
+    let env = TestEnv::new("no_colour_escapes").await;
+    // stderr is a pipe here, as a log file or a platform's collector would
+    // be; the local workers inherit it, so both binaries' lines are in it.
+    let out = env
+        .orchestrator(&["upgrade", SCHEMA, "--with-workers", "1"])
+        .await;
+    assert_success(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(" INFO "),
+        "the run should have logged INFO lines: {log}"
+    );
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "ESC bytes (terminal colour codes) in a log that is not a terminal:\n{log:?}"
+    );
+    env.cleanup().await;
+}
