@@ -171,32 +171,24 @@ async fn write_memories(
             texts.push(text.clone());
         }
     }
-    match payload.mode {
-        Mode::Fresh => {
-            let sql = super::memories::memory_upsert_sql(
-                &payload.memory_table,
-                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s(id, user_id, data)",
-            );
-            sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&users)
-                .bind(&texts)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Mode::Merge => {
-            let sql = format!(
-                "INSERT INTO {} (id, user_id, data) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
-                seed::staging_memories(revision_run_id)
-            );
-            sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&users)
-                .bind(&texts)
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
+    // Fresh mode writes the memory table itself; merge mode only stages, and
+    // the finalize task applies staging. The rows bound are the same.
+    let sql = match payload.mode {
+        Mode::Fresh => super::memories::memory_upsert_sql(
+            &payload.memory_table,
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s(id, user_id, data)",
+        ),
+        Mode::Merge => format!(
+            "INSERT INTO {} (id, user_id, data) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
+            seed::staging_memories(revision_run_id)
+        ),
+    };
+    sqlx::query(&sql)
+        .bind(&ids)
+        .bind(&users)
+        .bind(&texts)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
