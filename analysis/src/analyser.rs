@@ -137,9 +137,13 @@ impl Analyser {
 
     /// What produced the results, for the `source` column.
     pub fn source(&self) -> String {
-        let model = self
-            .encoder
-            .model_dir()
+        Self::source_for(self.encoder.model_dir())
+    }
+
+    /// The `source` of an analyser loaded from `model_dir`, known before it
+    /// is loaded (a re-run compares it with the one that decided a review).
+    pub fn source_for(model_dir: &Path) -> String {
+        let model = model_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();

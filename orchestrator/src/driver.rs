@@ -237,6 +237,7 @@ impl Driver {
                 name
             );
             if let Err(e) = self.run_phase(revision_run_id, phase as i32, &title).await {
+                report(registered, &self.pool, revision_run_id).await;
                 let message = format!("{e:#}");
                 store::fail_revision_run(&self.pool, revision_run_id, &message)
                     .await
@@ -258,6 +259,7 @@ impl Driver {
                 )));
             }
         }
+        report(registered, &self.pool, revision_run_id).await;
         self.record(revision, direction, revision_run_id).await
     }
 
@@ -446,5 +448,20 @@ impl Driver {
     /// Stores a one-off revision run (not part of the chain) and returns its id.
     pub async fn store_adhoc(&self, revision: &str, phases: &[Phase]) -> anyhow::Result<i64> {
         self.store_plan(revision, Direction::Rerun, phases).await
+    }
+}
+
+/// Prints what the revision says about its run (tokens, failures); a report
+/// that cannot be read is only a warning.
+async fn report(registered: &revisions::Revision, pool: &sqlx::PgPool, revision_run_id: i64) {
+    match registered.planner.report(pool, revision_run_id).await {
+        Ok(lines) => {
+            for line in lines {
+                eprintln!("{}: {line}", registered.name());
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the report of revision run #{revision_run_id}: {e:#}")
+        }
     }
 }

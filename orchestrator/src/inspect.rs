@@ -85,6 +85,11 @@ pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
             "  {} {revision} ({name}): {}",
             revision_run.direction, revision_run.status
         );
+        if let Some(registered) = revisions::registry::find(revision) {
+            for line in registered.planner.report(pool, revision_run.id).await? {
+                println!("    {line}");
+            }
+        }
         let rows = store::task_summary(pool, revision_run.id).await?;
         for (phase, phase_name) in revision_run.phases.iter().enumerate() {
             let mut line = format!("    phase {} {phase_name}:", phase + 1);

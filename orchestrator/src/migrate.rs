@@ -62,7 +62,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         }
         .await;
         pool.close().await;
-        checked?;
+        preflight(config, &checked?, direction)?;
     }
     let options = RunOptions {
         command: format!("{} {}", direction.as_str(), target_name(target)),
@@ -101,6 +101,21 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
     .await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
     outcome
+}
+
+/// Every revision a move will run checks the settings it needs, so that a
+/// missing key refuses the whole move before its first revision changes
+/// anything (a downgrade needs no provider).
+fn preflight(config: &Config, path: &[&Revision], direction: Direction) -> anyhow::Result<()> {
+    if direction == Direction::Downgrade {
+        return Ok(());
+    }
+    for revision in path {
+        if let Some(registered) = revisions::registry::find(revision.id) {
+            registered.planner.preflight(config)?;
+        }
+    }
+    Ok(())
 }
 
 /// The revision `alembic_version` holds, as an index into the chain.

@@ -16,8 +16,9 @@
 //! the workers (which execute) both depend on it, and not on each other.
 
 pub mod noop;
+mod ranges;
 pub mod registry;
 mod revision;
 
-pub use registry::{embeddings, extensions, schema, seed};
+pub use registry::{embeddings, enrichment, extensions, schema, seed};
 pub use revision::{Executor, Planner, Revision};

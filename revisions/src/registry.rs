@@ -25,6 +25,7 @@ chain! {
     schema => "schema/mod.rs",
     seed => "seed/mod.rs",
     embeddings => "embeddings/mod.rs",
+    enrichment => "enrichment/mod.rs",
 }
 
 /// Not in the chain: the no-op tasks of `orchestrator bench runtime`.

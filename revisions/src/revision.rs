@@ -36,6 +36,12 @@ impl Revision {
 /// Which tasks, in which phases, a revision's move takes.
 #[async_trait::async_trait]
 pub trait Planner: Send + Sync {
+    /// Checks, before a run that crosses this revision starts (and so before
+    /// any revision of it changes anything), the settings it will need.
+    fn preflight(&self, _config: &shared::Config) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>>;
 
     /// Undoing the revision. By default nothing needs doing: the revision
@@ -62,6 +68,16 @@ pub trait Planner: Send + Sync {
         _revision_run_id: i64,
     ) -> anyhow::Result<bool> {
         Ok(false)
+    }
+
+    /// Lines about a run of this revision beyond its tasks' states (what it
+    /// cost, what failed), for `status` and the end of `upgrade`.
+    async fn report(
+        &self,
+        _pool: &sqlx::PgPool,
+        _revision_run_id: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 

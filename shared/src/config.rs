@@ -262,11 +262,99 @@ pub struct HttpLimits {
     pub max_wait_secs: u64,
 }
 
-/// Settings of the enrichment revision (read now so `config` shows them).
+/// Which analyser decides the features and sentiments of reviews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrichProvider {
+    /// In-process: the local MiniLM model and a sentiment lexicon; no network.
+    Local,
+    OpenAi,
+    AzureOpenAi,
+}
+
+impl EnrichProvider {
+    pub fn is_llm(self) -> bool {
+        self != EnrichProvider::Local
+    }
+}
+
+impl FromStr for EnrichProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "openai" => Ok(Self::OpenAi),
+            "azure-openai" | "azure" => Ok(Self::AzureOpenAi),
+            _ => Err("expected one of: local, openai, azure-openai".into()),
+        }
+    }
+}
+
+impl fmt::Display for EnrichProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::OpenAi => "openai",
+            Self::AzureOpenAi => "azure-openai",
+        })
+    }
+}
+
+/// Which reviews the enrichment revision decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrichScope {
+    /// Only what the data leaves missing: the values the CSV files carry stand.
+    Missing,
+    /// Every review, overwriting the data's values.
+    All,
+}
+
+impl FromStr for EnrichScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "missing" => Ok(Self::Missing),
+            "all" => Ok(Self::All),
+            _ => Err("expected missing or all".into()),
+        }
+    }
+}
+
+impl fmt::Display for EnrichScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "missing",
+            Self::All => "all",
+        })
+    }
+}
+
+/// Settings of the enrichment revision (f3e916f4940d).
 #[derive(Debug, Clone)]
 pub struct EnrichmentConfig {
+    /// `USE_AZURE_AI_FOR_REVIEWS`, the original's switch: scope `all` with
+    /// an LLM provider (Azure OpenAI unless `ENRICH_PROVIDER` names another).
     pub use_azure_ai: bool,
+    /// `LLM_MODEL`: the model (OpenAI) or deployment (Azure) asked.
     pub llm_model: String,
+    pub provider: EnrichProvider,
+    pub scope: EnrichScope,
+    /// Review ids per enrich task.
+    pub task_rows: i64,
+    /// Reviews in one chat request.
+    pub reviews_per_request: usize,
+    /// Chat requests in flight per task (the most; rate limits lower it).
+    pub concurrency: usize,
+    /// Tries of one request whose answer is unusable (malformed, a review
+    /// missing, an unknown sentiment) before its reviews are recorded failed.
+    pub answer_tries: u32,
+    /// Share of the reviews that may fail before the revision fails.
+    pub max_failed_share: f64,
+    /// Use the provider's Batch API (half price, answers within 24 h).
+    pub batch_api: bool,
+    /// How long a task waits before checking back on its batch.
+    pub batch_poll_secs: u64,
+    /// Threads of the local analyser's model (0: all cores).
+    pub local_threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -539,9 +627,50 @@ impl Config {
                 reason: "EMBEDDING_PROVIDER=azure-openai needs the Azure OpenAI endpoint".into(),
             });
         }
+        let use_azure_ai = src.boolean("USE_AZURE_AI_FOR_REVIEWS", false)?;
+        let enrich_provider = src.parse(
+            "ENRICH_PROVIDER",
+            if use_azure_ai {
+                EnrichProvider::AzureOpenAi
+            } else {
+                EnrichProvider::Local
+            },
+        )?;
+        if use_azure_ai && !enrich_provider.is_llm() {
+            return Err(ConfigError::Invalid {
+                variable: "ENRICH_PROVIDER",
+                shown: enrich_provider.to_string(),
+                reason: "USE_AZURE_AI_FOR_REVIEWS=true asks for an LLM provider (azure-openai or openai)".into(),
+            });
+        }
+        let max_failed_share: f64 = src.parse("ENRICH_MAX_FAILED_SHARE", 0.01)?;
+        if !(0.0..=1.0).contains(&max_failed_share) {
+            return Err(ConfigError::Invalid {
+                variable: "ENRICH_MAX_FAILED_SHARE",
+                shown: max_failed_share.to_string(),
+                reason: "expected a share between 0 and 1 (0.01 is 1 %)".into(),
+            });
+        }
         let enrichment = EnrichmentConfig {
-            use_azure_ai: src.boolean("USE_AZURE_AI_FOR_REVIEWS", false)?,
-            llm_model: src.string("LLM_MODEL", "gpt-4o-mini"),
+            use_azure_ai,
+            llm_model: src.string("LLM_MODEL", "gpt-4o"),
+            provider: enrich_provider,
+            scope: src.parse(
+                "ENRICH_SCOPE",
+                if use_azure_ai {
+                    EnrichScope::All
+                } else {
+                    EnrichScope::Missing
+                },
+            )?,
+            task_rows: src.positive("ENRICH_TASK_ROWS", 1000i64)?,
+            reviews_per_request: src.positive("ENRICH_REVIEWS_PER_REQUEST", 10usize)?,
+            concurrency: src.positive("ENRICH_CONCURRENCY", 4usize)?,
+            answer_tries: src.positive("ENRICH_ANSWER_TRIES", 3u32)?,
+            max_failed_share,
+            batch_api: src.boolean("ENRICH_BATCH_API", false)?,
+            batch_poll_secs: src.positive("ENRICH_BATCH_POLL_SECS", 60u64)?,
+            local_threads: src.parse("ENRICH_THREADS", 0usize)?,
         };
         let amqp_url = src.url(
             "AMQP_URL",
@@ -663,6 +792,31 @@ impl Config {
                 self.enrichment.use_azure_ai.to_string(),
             ),
             ("LLM_MODEL", self.enrichment.llm_model.clone()),
+            ("ENRICH_PROVIDER", self.enrichment.provider.to_string()),
+            ("ENRICH_SCOPE", self.enrichment.scope.to_string()),
+            ("ENRICH_TASK_ROWS", self.enrichment.task_rows.to_string()),
+            (
+                "ENRICH_REVIEWS_PER_REQUEST",
+                self.enrichment.reviews_per_request.to_string(),
+            ),
+            (
+                "ENRICH_CONCURRENCY",
+                self.enrichment.concurrency.to_string(),
+            ),
+            (
+                "ENRICH_ANSWER_TRIES",
+                self.enrichment.answer_tries.to_string(),
+            ),
+            (
+                "ENRICH_MAX_FAILED_SHARE",
+                self.enrichment.max_failed_share.to_string(),
+            ),
+            ("ENRICH_BATCH_API", self.enrichment.batch_api.to_string()),
+            (
+                "ENRICH_BATCH_POLL_SECS",
+                self.enrichment.batch_poll_secs.to_string(),
+            ),
+            ("ENRICH_THREADS", self.enrichment.local_threads.to_string()),
         ]
     }
 }

@@ -120,6 +120,24 @@ impl std::fmt::Display for Permanent {
 
 impl std::error::Error for Permanent {}
 
+/// Not a failure: the task waits on work outside the pipeline (a provider's
+/// batch job) and is to run again after about `after`, without counting an
+/// attempt. The runtime puts its message through the delay queue, so no
+/// consumer sleeps on it.
+#[derive(Debug)]
+pub struct CheckBack {
+    pub after: std::time::Duration,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CheckBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "checking back in {:?}: {}", self.after, self.reason)
+    }
+}
+
+impl std::error::Error for CheckBack {}
+
 /// How an executor's error is to be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -130,11 +148,15 @@ pub enum FailureKind {
     Retryable,
     /// No attempt will succeed ([`Permanent`] anywhere in the chain).
     Permanent,
+    /// Not a failure ([`CheckBack`]): run again later, uncounted.
+    CheckBack(std::time::Duration),
 }
 
 impl FailureKind {
     pub fn of(e: &anyhow::Error) -> FailureKind {
-        if crate::db::is_transient_chain(e) {
+        if let Some(wait) = e.chain().find_map(|c| c.downcast_ref::<CheckBack>()) {
+            FailureKind::CheckBack(wait.after)
+        } else if crate::db::is_transient_chain(e) {
             FailureKind::Transient
         } else if e.chain().any(|cause| cause.is::<Permanent>()) {
             FailureKind::Permanent

@@ -81,6 +81,17 @@ impl Topology {
         RETRY_DELAYS[step.min(RETRY_DELAYS.len() - 1)]
     }
 
+    /// The delay queue for a check-back after about `after`: the longest
+    /// delay not above it (the shortest when all are).
+    pub fn check_back_delay(after: Duration) -> Duration {
+        RETRY_DELAYS
+            .iter()
+            .rev()
+            .find(|d| **d <= after)
+            .copied()
+            .unwrap_or(RETRY_DELAYS[0])
+    }
+
     /// Every queue of the topology (for tests and clean-up).
     pub fn all_queues(&self) -> Vec<String> {
         let mut names = Vec::new();

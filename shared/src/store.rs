@@ -806,6 +806,28 @@ pub async fn release_claim(pool: &PgPool, task_id: i64, worker: &str) -> anyhow:
     Ok(())
 }
 
+/// Gives a running task back uncounted, to run again after a check-back
+/// ([`crate::exec::CheckBack`]): `Retrying`, its attempt not counted, the
+/// reason kept as its last note.
+pub async fn defer_task(
+    conn: &mut PgConnection,
+    task_id: i64,
+    revision_run_id: i64,
+    note: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE pipeline.tasks SET status = $2, attempts = attempts - 1, last_error = $3
+          WHERE id = $1 AND status = $4",
+    )
+    .bind(task_id)
+    .bind(TaskStatus::Retrying.as_str())
+    .bind(note)
+    .bind(TaskStatus::Running.as_str())
+    .execute(&mut *conn)
+    .await?;
+    notify_task_change(conn, revision_run_id).await
+}
+
 /// Records a failed attempt: `Retrying` (another attempt follows) or
 /// `Failed` (the last one), with the error, and tells the driver.
 pub async fn record_failure(

@@ -187,6 +187,23 @@ impl TestEnv {
         status.code()
     }
 
+    /// The one `bigint` a query returns (panics with the query on error).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// What `alembic_version` holds (`None`: base, or no table).
+    pub async fn current_revision(&self) -> Option<String> {
+        sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Polls `probe` until it returns true (panics after `limit`).
     pub async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut probe: F)
     where

@@ -4,8 +4,10 @@
 //!   it receives and answers like the real API, with scriptable answers,
 //!   failures, rate limits and delays;
 //! - [`env`]: the integration-test environment: its own database and queue
-//!   prefix per test, and the real `orchestrator` and `worker` binaries.
+//!   prefix per test, and the real `orchestrator` and `worker` binaries;
+//! - [`data`]: data folders to seed from (sample copies, hand-made files).
 
+pub mod data;
 pub mod env;
 pub mod fake_openai;
 

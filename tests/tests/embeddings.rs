@@ -17,13 +17,6 @@ const PRODUCTS: &str = "public.data_product_embeddings";
 const REVIEWS: &str = "public.data_review_embeddings";
 const DIMS: i32 = 384;
 
-async fn scalar_i64(env: &TestEnv, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 /// A fake provider answering after `delay_ms`, recording what it embeds.
 async fn fake(delay_ms: u64) -> FakeOpenAi {
     FakeOpenAi::start(FakeOptions {
@@ -60,9 +53,10 @@ async fn seeded(name: &str, server: Option<&FakeOpenAi>, workers: usize) -> Test
 
 async fn source_counts(env: &TestEnv) -> (i64, i64, i64) {
     (
-        scalar_i64(env, "SELECT count(*) FROM public.products").await,
-        scalar_i64(env, "SELECT count(*) FROM public.product_reviews").await,
-        scalar_i64(env, "SELECT count(*) FROM public.memories").await,
+        env.scalar("SELECT count(*) FROM public.products").await,
+        env.scalar("SELECT count(*) FROM public.product_reviews")
+            .await,
+        env.scalar("SELECT count(*) FROM public.memories").await,
     )
 }
 
@@ -70,50 +64,45 @@ async fn source_counts(env: &TestEnv) -> (i64, i64, i64) {
 async fn assert_exact_counts(env: &TestEnv) {
     let (products, reviews, memories) = source_counts(env).await;
     assert_eq!(
-        scalar_i64(env, &format!("SELECT count(*) FROM {PRODUCTS}")).await,
+        env.scalar(&format!("SELECT count(*) FROM {PRODUCTS}"))
+            .await,
         products,
         "product vectors"
     );
     assert_eq!(
-        scalar_i64(env, &format!("SELECT count(*) FROM {REVIEWS}")).await,
+        env.scalar(&format!("SELECT count(*) FROM {REVIEWS}")).await,
         reviews,
         "review vectors"
     );
     for table in [PRODUCTS, REVIEWS] {
         assert_eq!(
-            scalar_i64(
-                env,
-                &format!("SELECT count(*) - count(DISTINCT node_id) FROM {table}")
-            )
+            env.scalar(&format!(
+                "SELECT count(*) - count(DISTINCT node_id) FROM {table}"
+            ))
             .await,
             0,
             "duplicate node ids in {table}"
         );
         assert_eq!(
-            scalar_i64(
-                env,
-                &format!("SELECT count(*) FROM {table} WHERE embedding IS NULL")
-            )
+            env.scalar(&format!(
+                "SELECT count(*) FROM {table} WHERE embedding IS NULL"
+            ))
             .await,
             0,
             "rows without a vector in {table}"
         );
     }
     assert_eq!(
-        scalar_i64(
-            env,
-            &format!("SELECT count(DISTINCT (metadata_->>'review_id')::int) FROM {REVIEWS}")
-        )
+        env.scalar(&format!(
+            "SELECT count(DISTINCT (metadata_->>'review_id')::int) FROM {REVIEWS}"
+        ))
         .await,
         reviews,
         "one vector per review"
     );
     assert_eq!(
-        scalar_i64(
-            env,
-            "SELECT count(*) FROM public.memories WHERE vector IS NOT NULL"
-        )
-        .await,
+        env.scalar("SELECT count(*) FROM public.memories WHERE vector IS NOT NULL")
+            .await,
         memories,
         "memories with a vector"
     );
@@ -281,10 +270,9 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
     assert_success(&env.orchestrator(&["rerun", EMBEDDINGS]).await);
     assert_eq!(server.inputs(), 0);
     assert_eq!(
-        scalar_i64(
-            &env,
-            &format!("SELECT count(*) FROM {REVIEWS} WHERE metadata_->>'review_id' = '9'")
-        )
+        env.scalar(&format!(
+            "SELECT count(*) FROM {REVIEWS} WHERE metadata_->>'review_id' = '9'"
+        ))
         .await,
         0,
         "the deleted review's vector is gone"
@@ -302,11 +290,8 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
         assert!(!exists, "{table} after the downgrade");
     }
     assert_eq!(
-        scalar_i64(
-            &env,
-            "SELECT count(*) FROM public.memories WHERE vector IS NOT NULL"
-        )
-        .await,
+        env.scalar("SELECT count(*) FROM public.memories WHERE vector IS NOT NULL")
+            .await,
         0
     );
     env.cleanup().await;
@@ -355,9 +340,7 @@ async fn a_killed_embed_worker_loses_and_duplicates_nothing() {
         .unwrap();
     assert_success(&output);
     assert_exact_counts(&env).await;
-    let interrupted: i64 = scalar_i64(
-        &env,
-        "SELECT count(*) FROM pipeline.tasks WHERE revision = 'cc30da9b96c1' AND kind = 'embed' AND attempts > 1",
+    let interrupted: i64 = env.scalar("SELECT count(*) FROM pipeline.tasks WHERE revision = 'cc30da9b96c1' AND kind = 'embed' AND attempts > 1",
     )
     .await;
     assert!(
@@ -509,13 +492,10 @@ async fn search_with_the_local_model_finds_the_obvious_match() {
 
 /// Rows that hold a vector: both embedding tables and the memories.
 async fn embedded_rows(env: &TestEnv) -> i64 {
-    scalar_i64(
-        env,
-        &format!(
-            "SELECT (SELECT count(*) FROM {PRODUCTS}) + (SELECT count(*) FROM {REVIEWS})
+    env.scalar(&format!(
+        "SELECT (SELECT count(*) FROM {PRODUCTS}) + (SELECT count(*) FROM {REVIEWS})
                   + (SELECT count(*) FROM public.memories WHERE vector IS NOT NULL)"
-        ),
-    )
+    ))
     .await
 }
 
@@ -629,9 +609,7 @@ async fn a_database_stamped_at_the_extensions_base_is_continued_and_downgrade_ba
         .await
         .unwrap();
     assert_eq!(left, None, "downgrade base empties alembic_version");
-    let tables: i64 = scalar_i64(
-        &env,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'",
+    let tables: i64 = env.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'",
     )
     .await;
     assert_eq!(tables, 0, "downgrade base drops every application table");

@@ -5,6 +5,7 @@
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::data::{copy_sample, edit, replace_first};
 use testkit::{assert_success, repo_root, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
@@ -29,44 +30,6 @@ async fn count(env: &TestEnv, table: &str) -> i64 {
         .unwrap_or_else(|e| panic!("count {table}: {e}"))
 }
 
-async fn current(env: &TestEnv) -> Option<String> {
-    sqlx::query_scalar("SELECT version_num FROM public.alembic_version")
-        .fetch_optional(&env.pool)
-        .await
-        .unwrap()
-}
-
-/// A copy of the sample data set in a fresh temporary folder (eval/ left out).
-fn copy_sample(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "seed-test-{name}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (table, _) in SAMPLE_COUNTS {
-        let file = format!("{table}.csv");
-        std::fs::copy(repo_root().join("data").join(&file), dir.join(&file)).unwrap();
-    }
-    dir
-}
-
-fn edit(dir: &Path, file: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) {
-    let path = dir.join(file);
-    let content = std::fs::read(&path).unwrap();
-    std::fs::write(&path, change(content)).unwrap();
-}
-
-fn replace_first(content: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
-    let at = content
-        .windows(from.len())
-        .position(|w| w == from)
-        .unwrap_or_else(|| panic!("{:?} not found", String::from_utf8_lossy(from)));
-    let mut out = content[..at].to_vec();
-    out.extend_from_slice(to);
-    out.extend_from_slice(&content[at + from.len()..]);
-    out
-}
-
 async fn upgrade_seed(env: &TestEnv, data_dir: &Path) -> std::process::Output {
     env.orchestrator(&["upgrade", SEED, "--data-dir", data_dir.to_str().unwrap()])
         .await
@@ -89,7 +52,7 @@ async fn the_sample_data_set_loads_with_exact_counts_and_values() {
     for (table, expected) in SAMPLE_COUNTS {
         assert_eq!(count(&env, table).await, expected, "rows of {table}.csv");
     }
-    assert_eq!(current(&env).await.as_deref(), Some(SEED));
+    assert_eq!(env.current_revision().await.as_deref(), Some(SEED));
 
     // A JSON array into varchar[].
     let hobbies: Vec<String> = sqlx::query_scalar("SELECT hobbies FROM public.users WHERE id = 1")
@@ -384,7 +347,12 @@ async fn each_kind_of_bad_input_is_named_and_leaves_no_rows_behind() {
             .await
             .unwrap();
         assert_eq!(staging, 0, "{}: no staging left", bad.what);
-        assert_eq!(current(&env).await.as_deref(), Some(SCHEMA), "{}", bad.what);
+        assert_eq!(
+            env.current_revision().await.as_deref(),
+            Some(SCHEMA),
+            "{}",
+            bad.what
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
     // Fixed, it loads.
@@ -662,7 +630,7 @@ async fn a_rerun_updates_changed_rows_adds_new_ones_and_leaves_the_rest_untouche
         "memories unchanged"
     );
     assert_eq!(
-        current(&env).await.as_deref(),
+        env.current_revision().await.as_deref(),
         Some(SEED),
         "a re-run does not move alembic_version"
     );
@@ -724,7 +692,7 @@ async fn downgrade_empties_the_seeded_tables_and_drops_the_memory_table() {
         .await
         .unwrap();
     assert!(!memories);
-    assert_eq!(current(&env).await.as_deref(), Some(SCHEMA));
+    assert_eq!(env.current_revision().await.as_deref(), Some(SCHEMA));
     // And it seeds again.
     assert_success(&upgrade_seed(&env, &repo_root().join("data")).await);
     assert_eq!(count(&env, "product_reviews").await, 1200);
@@ -919,7 +887,7 @@ async fn a_directory_with_both_spellings_of_a_table_is_refused_before_anything_i
             .await
             .unwrap();
     assert_eq!(planned, 0, "no seed run was planned");
-    assert_eq!(current(&env).await.as_deref(), Some(SCHEMA));
+    assert_eq!(env.current_revision().await.as_deref(), Some(SCHEMA));
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&older).ok();
     env.cleanup().await;

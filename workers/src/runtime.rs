@@ -119,6 +119,8 @@ enum Settlement {
     Retry(Duration),
     /// No more attempts.
     Fail,
+    /// Not a failure: again after this delay, uncounted.
+    CheckBack(Duration),
 }
 
 /// The retry policy: a database outage is not the task's fault; a permanent
@@ -126,6 +128,7 @@ enum Settlement {
 /// after the back-off of its attempt.
 fn settle(failure: FailureKind, attempt: i32, max_attempts: i32) -> Settlement {
     match failure {
+        FailureKind::CheckBack(after) => Settlement::CheckBack(Topology::check_back_delay(after)),
         FailureKind::Transient => Settlement::Release,
         FailureKind::Permanent => Settlement::Fail,
         FailureKind::Retryable if attempt < max_attempts => {
@@ -472,6 +475,17 @@ async fn run_claimed(
             let _ = store::release_claim(&shared.pool, task.id, &shared.worker_name).await;
             Err(e)
         }
+        Settlement::CheckBack(delay) => {
+            tracing::info!(
+                "task {} ({} {}): {error}; checking back through the delay queue in {delay:?}",
+                task.id,
+                task.revision,
+                task.kind
+            );
+            store::defer_task(conn, task.id, task.revision_run_id, &error).await?;
+            publisher.publish_retry(message, delay).await?;
+            Ok(Outcome::Retrying)
+        }
         Settlement::Retry(delay) => {
             tracing::warn!(
                 "task {} ({} {}) attempt {attempt}/{max_attempts} failed: {error}; retrying in {delay:?}",
@@ -533,6 +547,20 @@ mod tests {
         assert_eq!(settle(FailureKind::Permanent, 1, 5), Settlement::Fail);
         assert_eq!(settle(FailureKind::Transient, 1, 5), Settlement::Release);
         assert_eq!(settle(FailureKind::Transient, 5, 5), Settlement::Release);
+    }
+
+    #[test]
+    fn a_check_back_is_not_an_attempt_even_on_the_last_one() {
+        let after = Duration::from_secs(30);
+        assert_eq!(
+            settle(FailureKind::CheckBack(after), 3, 3),
+            Settlement::CheckBack(Topology::check_back_delay(after))
+        );
+        assert_eq!(Topology::check_back_delay(after), Duration::from_secs(20));
+        assert_eq!(
+            Topology::check_back_delay(Duration::from_millis(10)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

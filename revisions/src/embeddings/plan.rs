@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use shared::catalogue::Role;
 use shared::config::AnnIndex;
 use shared::plan::{Phase, PlanContext, PlannedTask};
-use sqlx::PgPool;
 
 pub struct EmbeddingsPlanner;
 
@@ -97,14 +96,16 @@ impl Planner for EmbeddingsPlanner {
         let rows = ctx.config.embedding.task_rows;
         let mut starts = Vec::new();
         for (source, table) in source_tables(&ctx.config.memory_table) {
-            if !exists(ctx.pool, &table).await? {
+            if !crate::ranges::table_exists(ctx.pool, &table).await? {
                 anyhow::ensure!(
                     source == Source::Memories,
                     "{table} does not exist: revision cc30da9b96c1 needs the schema and seed revisions applied first"
                 );
                 continue;
             }
-            let bounds = range_starts(ctx.pool, &table, rows, source == Source::Memories).await?;
+            let bounds =
+                crate::ranges::range_starts(ctx.pool, &table, rows, source == Source::Memories)
+                    .await?;
             starts.push((source, bounds));
         }
         Ok(embeddings_plan(&starts, ctx.config.embedding.index))
@@ -132,50 +133,6 @@ fn show(bound: &Value, open: &str) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-async fn exists(pool: &PgPool, table: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(table)
-        .fetch_one(pool)
-        .await?)
-}
-
-/// The id at which each range starts: every `rows`-th id in order (at least
-/// one range, even for an empty table).
-async fn range_starts(
-    pool: &PgPool,
-    table: &str,
-    rows: i64,
-    uuid_ids: bool,
-) -> anyhow::Result<Vec<Value>> {
-    let id = if uuid_ids { "id::text" } else { "id::bigint" };
-    let sql = format!(
-        "SELECT {id} FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM {table}) t
-          WHERE (n - 1) % $1 = 0 ORDER BY n"
-    );
-    let starts: Vec<Value> = if uuid_ids {
-        sqlx::query_scalar::<_, String>(&sql)
-            .bind(rows)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(Value::String)
-            .collect()
-    } else {
-        sqlx::query_scalar::<_, i64>(&sql)
-            .bind(rows)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|v| json!(v))
-            .collect()
-    };
-    Ok(if starts.is_empty() {
-        vec![Value::Null]
-    } else {
-        starts
-    })
 }
 
 #[cfg(test)]
