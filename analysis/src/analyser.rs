@@ -46,8 +46,12 @@ pub struct Params {
     /// Relevance a sentence needs to be about a feature.
     pub aspect_threshold: f32,
     /// When no sentence clears `aspect_threshold`, the most relevant pair
-    /// still counts above this.
+    /// still counts above this...
     pub fallback_threshold: f32,
+    /// ...if the sentence is also this close to the feature's name in
+    /// meaning, uncentred: with many candidates, centring alone lifts one of
+    /// them above the rest even for a sentence about none ("arrived late").
+    pub fallback_min_cosine: f32,
     /// Share of the sentence's mean cosine over the candidates subtracted.
     pub centring: f32,
     /// Added to the relevance when all of a feature's words are in the sentence.
@@ -75,6 +79,7 @@ impl Default for Params {
         Params {
             aspect_threshold: 0.25,
             fallback_threshold: 0.10,
+            fallback_min_cosine: 0.25,
             centring: 1.0,
             word_bonus: 0.5,
             position_decay: 0.8,
@@ -271,11 +276,14 @@ impl Analyser {
                     .collect()
             })
             .collect();
-        let relevance: Vec<Vec<f32>> = sentence_vectors
+        let cosines: Vec<Vec<f32>> = sentence_vectors
+            .iter()
+            .map(|v| feature_vectors.iter().map(|f| cosine(v, f)).collect())
+            .collect();
+        let relevance: Vec<Vec<f32>> = cosines
             .iter()
             .zip(&coverage)
-            .map(|(v, cov)| {
-                let cos: Vec<f32> = feature_vectors.iter().map(|f| cosine(v, f)).collect();
+            .map(|(cos, cov)| {
                 let mean = cos.iter().sum::<f32>() / cos.len().max(1) as f32;
                 cos.iter()
                     .zip(cov)
@@ -314,8 +322,10 @@ impl Analyser {
                     top = Some((s, f));
                 }
             }
-            if let Some((s, f)) = top.filter(|&(s, f)| relevance[s][f] >= params.fallback_threshold)
-            {
+            if let Some((s, f)) = top.filter(|&(s, f)| {
+                relevance[s][f] >= params.fallback_threshold
+                    && (cosines[s][f] >= params.fallback_min_cosine || coverage[s][f] > 0.0)
+            }) {
                 about[s].push(f);
             }
         }

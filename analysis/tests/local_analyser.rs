@@ -174,6 +174,26 @@ fn a_review_about_none_of_the_products_features_gets_no_aspect() {
     let result = analyser.analyse(&r).unwrap();
     assert_eq!(result.main_feature, None, "{result:#?}");
     assert!(result.aspects.is_empty(), "{result:#?}");
+    // Many candidates: centring alone would lift one of them above the rest.
+    let many = [
+        "Battery Life",
+        "Noise Cancellation",
+        "Comfort",
+        "Sound Quality",
+        "Build Quality",
+        "Multipoint Connection",
+        "Water Resistance",
+        "Touch Controls",
+        "Weight",
+        "Portability",
+    ];
+    let r = review(
+        "Arrived two days late in a dented box. The courier left it with my neighbour.",
+        Some(3.0),
+        &many,
+    );
+    let result = analyser.analyse(&r).unwrap();
+    assert!(result.aspects.is_empty(), "{result:#?}");
 }
 
 #[test]
