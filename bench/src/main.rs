@@ -5,6 +5,7 @@
 //! ([`scratch`]) on the configured servers.
 
 mod embeddings;
+mod enrich;
 mod runtime;
 mod scratch;
 mod seed;
@@ -55,6 +56,24 @@ enum Command {
         /// Skip the local model's throughput.
         #[arg(long)]
         skip_local: bool,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The enrichment revision with the local analyser: reviews/s of the
+    /// enrich phase with 1 and 2 worker processes.
+    Enrich {
+        #[arg(long, default_value_t = 2_000)]
+        reviews: usize,
+        /// Worker process counts to compare.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// Reviews per enrich task.
+        #[arg(long, default_value_t = 250)]
+        task_rows: i64,
+        /// Analyser threads per worker (default: cores / workers).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Keep the scratch database and the generated files.
         #[arg(long)]
         keep: bool,
@@ -145,6 +164,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        Command::Enrich {
+            reviews,
+            workers,
+            task_rows,
+            threads,
+            keep,
+        } => {
+            let options = enrich::EnrichBench {
+                reviews,
+                workers,
+                task_rows: task_rows.max(1),
+                threads,
+                keep,
+            };
+            enrich::enrich(&config, &options).await
         }
         Command::Runtime {
             tasks,

@@ -57,6 +57,20 @@ enum Command {
     Status,
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// The local review analyser against a labels file (review_id,
+    /// feature_id, feature_name, sentiment): accuracy, the confusion matrix
+    /// and per-class precision and recall.
+    Evaluate {
+        /// The labels file.
+        #[arg(long, default_value = "data/eval/review_labels.csv")]
+        labels: PathBuf,
+        /// The data folder holding the labelled reviews and their products' features.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Ignore the star rating: what the text alone gives.
+        #[arg(long)]
+        no_rating: bool,
+    },
     /// Data sets: `data generate` writes one of any size in the seed format.
     Data {
         #[command(subcommand)]
@@ -159,6 +173,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Err(run_bench(&args));
     }
     let config = Config::from_env()?;
+    if let Command::Evaluate {
+        labels,
+        data,
+        no_rating,
+    } = &cli.command
+    {
+        return evaluate(&config, labels, data, *no_rating).await;
+    }
     match cli.command {
         Command::Upgrade { target, run } => {
             migrate(&config, &target, Direction::Upgrade, run).await
@@ -181,7 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Data { .. } => unreachable!("handled above"),
+        Command::Data { .. } | Command::Evaluate { .. } => unreachable!("handled above"),
         Command::Bench { .. } => unreachable!("handled above"),
     }
 }
@@ -204,6 +226,46 @@ fn run_bench(args: &[String]) -> anyhow::Error {
     }
     let error = std::process::Command::new(&path).args(args).exec();
     anyhow::Error::new(error).context(format!("running {}", path.display()))
+}
+
+/// `orchestrator evaluate`: the analyser the enrichment uses by default,
+/// on the same model folder.
+async fn evaluate(
+    config: &Config,
+    labels: &std::path::Path,
+    data: &std::path::Path,
+    no_rating: bool,
+) -> anyhow::Result<()> {
+    let (model_dir, threads) = (
+        config.embedding.model_dir.clone(),
+        config.enrichment.local_threads,
+    );
+    let (labels, data) = (labels.to_path_buf(), data.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let mut analyser = analysis::Analyser::load(&model_dir, threads)?;
+        if no_rating {
+            let params = analysis::analyser::Params {
+                rating_prior: 0.0,
+                ..analyser.params().clone()
+            };
+            analyser = analyser.with_params(params);
+        }
+        let evaluation = analysis::evaluate::evaluate_files(&analyser, &labels, &data)?;
+        println!(
+            "{} on {} ({}{})",
+            labels.display(),
+            data.display(),
+            analyser.source(),
+            if no_rating {
+                ", star rating ignored"
+            } else {
+                ""
+            }
+        );
+        print!("{evaluation}");
+        anyhow::Ok(())
+    })
+    .await?
 }
 
 async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
