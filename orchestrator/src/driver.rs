@@ -107,6 +107,17 @@ impl Broker {
         published.map_err(|e| e.context("the broker stayed unreachable for 5 minutes"))
     }
 
+    /// Messages ready in a role's work queue (an error when it is gone or
+    /// the broker is away).
+    pub async fn ready_messages(&mut self, role: shared::Role) -> anyhow::Result<u32> {
+        let counted = self.publisher().await?.ready_messages(role).await;
+        if counted.is_err() {
+            self.publisher = None;
+            self.connection = None;
+        }
+        counted
+    }
+
     pub async fn close(self) {
         if let Some(connection) = self.connection {
             let _ = connection.close(200, "orchestrator done".into()).await;
@@ -373,17 +384,59 @@ impl Driver {
         anyhow::anyhow!("{} task(s) failed:{message}", failed.len())
     }
 
+    /// The reconciler, run while a phase is waited on: nothing it waits for
+    /// may be stuck without anybody to move it.
+    /// - tasks `running` under no lock (their worker died) are queued again;
+    /// - tasks `running` under a lock whose lease lapsed (the worker is
+    ///   stopped, hung or cut off) are taken back: its backend is terminated;
+    /// - tasks waiting with no message in sight (their role's queue has none
+    ///   ready, or their delay ran out long ago) are published again.
+    ///
+    /// Every one of them is published again; a duplicate is harmless.
     async fn sweep_orphans(&mut self, revision_run_id: i64, phase: i32) -> anyhow::Result<()> {
+        let lease = Duration::from_secs(self.config.task_lease_secs);
+        let reconcile_after = Duration::from_secs(self.config.task_reconcile_secs);
         let orphans =
             store::requeue_orphans(&self.pool, revision_run_id, phase, ORPHAN_AFTER).await?;
-        if orphans.is_empty() {
+        let stale = store::take_back_stale(&self.pool, revision_run_id, phase, lease).await?;
+        let mut drained = Vec::new();
+        for role in store::waiting_roles(&self.pool, revision_run_id, phase).await? {
+            match self.broker.ready_messages(role).await {
+                Ok(0) | Err(_) => drained.push(role),
+                Ok(_) => {}
+            }
+        }
+        let lost = store::possibly_lost(
+            &self.pool,
+            revision_run_id,
+            phase,
+            &drained,
+            reconcile_after,
+        )
+        .await?;
+        if !orphans.is_empty() {
+            tracing::warn!(
+                "{} task(s) were claimed by workers that are gone; publishing them again",
+                orphans.len()
+            );
+        }
+        if !stale.is_empty() {
+            tracing::warn!(
+                "{} task(s) were held by workers that stopped renewing their lease ({lease:?}); took them back and published them again",
+                stale.len()
+            );
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                "{} task(s) waited over {reconcile_after:?} with no message in sight; publishing them again",
+                lost.len()
+            );
+        }
+        let all: Vec<_> = orphans.into_iter().chain(stale).chain(lost).collect();
+        if all.is_empty() {
             return Ok(());
         }
-        tracing::warn!(
-            "{} task(s) were claimed by workers that are gone; publishing them again",
-            orphans.len()
-        );
-        self.broker.publish(&orphans).await
+        self.broker.publish(&all).await
     }
 
     /// Records a revision applied (or undone) in `alembic_version`, the

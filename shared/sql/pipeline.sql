@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS pipeline.tasks (
     finished_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS tasks_by_phase ON pipeline.tasks (revision_run_id, phase, status);
+-- The lease of a running task: its worker touches it while the task runs.
+ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
 
 -- Every revision applied or undone, when, and by which run.
 CREATE TABLE IF NOT EXISTS pipeline.revision_history (

@@ -367,6 +367,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Attempts per task before it is dead-lettered.
     pub task_max_attempts: i32,
+    /// A running task whose worker has not renewed its lease for this long
+    /// is taken back (the worker renews it every quarter of it).
+    pub task_lease_secs: u64,
+    /// A task waiting this long with no message for it anywhere in sight is
+    /// published again.
+    pub task_reconcile_secs: u64,
     /// Tasks a worker process runs at once.
     pub worker_concurrency: usize,
     /// CSV records per seed task.
@@ -695,6 +701,8 @@ impl Config {
             queue_prefix,
             data_dir: PathBuf::from(src.string("DATA_DIR", "data")),
             task_max_attempts: src.positive("TASK_MAX_ATTEMPTS", 3i32)?,
+            task_lease_secs: src.positive("TASK_LEASE_SECS", 60u64)?,
+            task_reconcile_secs: src.positive("TASK_RECONCILE_SECS", 90u64)?,
             worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
             seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
             memory_table: src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?,
@@ -716,6 +724,8 @@ impl Config {
             ("QUEUE_PREFIX", self.queue_prefix.clone()),
             ("DATA_DIR", self.data_dir.display().to_string()),
             ("TASK_MAX_ATTEMPTS", self.task_max_attempts.to_string()),
+            ("TASK_LEASE_SECS", self.task_lease_secs.to_string()),
+            ("TASK_RECONCILE_SECS", self.task_reconcile_secs.to_string()),
             ("WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             ("SEED_TASK_ROWS", self.seed_task_rows.to_string()),
             ("MEM0_MEMORY_TABLE_NAME", self.memory_table.clone()),

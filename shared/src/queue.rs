@@ -288,6 +288,26 @@ impl Publisher {
         self.channel.status().connected()
     }
 
+    /// Messages ready in a role's work queue; an error when the queue is
+    /// gone (which also closes this channel: the next publish opens another
+    /// and declares the topology again).
+    pub async fn ready_messages(&self, role: Role) -> anyhow::Result<u32> {
+        let queue = self.topology.work_queue(role);
+        let declared = self
+            .channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("looking at queue {queue}"))?;
+        Ok(declared.message_count())
+    }
+
     /// Publishes every message to its role's work queue and waits until the
     /// broker confirms them all.
     pub async fn publish_tasks(&self, messages: &[TaskMessage]) -> anyhow::Result<()> {

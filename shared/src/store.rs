@@ -661,6 +661,9 @@ pub async fn last_errors(
 /// Tasks of a phase marked running for longer than `after` whose advisory
 /// lock nobody holds (their worker is gone) are queued again; returns their
 /// messages, to publish.
+/// `l` (a row of `pg_locks`) is the granted advisory lock of task `t`.
+const LOCK_MATCH: &str = "l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = ((t.id >> 32)::int8)::oid AND l.objid = ((t.id & 4294967295)::int8)::oid";
+
 pub async fn requeue_orphans(
     pool: &PgPool,
     revision_run_id: i64,
@@ -671,12 +674,10 @@ pub async fn requeue_orphans(
         "UPDATE pipeline.tasks t SET status = $4, queued_at = clock_timestamp()
           WHERE t.revision_run_id = $1 AND t.phase = $2 AND t.status = $5
             AND t.started_at < clock_timestamp() - $3 * interval '1 second'
-            AND NOT EXISTS (
-                SELECT 1 FROM pg_locks l
-                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   AND l.classid = ((t.id >> 32)::int8)::oid AND l.objid = ((t.id & 4294967295)::int8)::oid)
-          RETURNING t.id, t.revision, t.role, t.kind",
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE LOCK_MATCH)
+          RETURNING t.id, t.revision, t.role, t.kind"
+            .replace("LOCK_MATCH", LOCK_MATCH)
+            .as_str(),
     )
     .bind(revision_run_id)
     .bind(phase)
@@ -688,7 +689,151 @@ pub async fn requeue_orphans(
     messages(rows)
 }
 
+/// Tasks of a phase that are `running` under a lock whose holder stopped
+/// renewing its lease (SIGSTOPped, hung, cut off): the holder's backend is
+/// terminated, so that its advisory lock and its transaction go, and the
+/// tasks are queued again; their messages are returned for publishing.
+pub async fn take_back_stale(
+    pool: &PgPool,
+    revision_run_id: i64,
+    phase: i32,
+    lease: Duration,
+) -> anyhow::Result<Vec<TaskMessage>> {
+    let holders: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT t.id, l.pid FROM pipeline.tasks t JOIN pg_locks l ON LOCK_MATCH
+          WHERE t.revision_run_id = $1 AND t.phase = $2 AND t.status = $3
+            AND coalesce(t.heartbeat_at, t.started_at) < clock_timestamp() - $4 * interval '1 second'"
+            .replace("LOCK_MATCH", LOCK_MATCH)
+            .as_str(),
+    )
+    .bind(revision_run_id)
+    .bind(phase)
+    .bind(TaskStatus::Running.as_str())
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    let mut taken = Vec::new();
+    for (task_id, pid) in holders {
+        // Waits (up to 5 s) until the backend is gone and its lock with it.
+        sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+            .bind(pid)
+            .execute(pool)
+            .await?;
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "UPDATE pipeline.tasks SET status = $2, queued_at = clock_timestamp(),
+                    last_error = 'taken back: its worker stopped renewing its lease'
+              WHERE id = $1 AND status = $3
+              RETURNING id, revision, role, kind",
+        )
+        .bind(task_id)
+        .bind(TaskStatus::Queued.as_str())
+        .bind(TaskStatus::Running.as_str())
+        .fetch_all(pool)
+        .await?;
+        taken.extend(messages(rows)?);
+    }
+    Ok(taken)
+}
+
+/// Tasks of a phase whose message may be lost: `retrying` longer than any
+/// delay queue holds a message, or `queued` for a role whose work queue has
+/// no message ready (`drained_roles`), with nobody holding them, for longer
+/// than `after`. Their `queued_at` is renewed (so that each is republished
+/// at most once per `after`) and their messages returned. A duplicate of a
+/// message that was not lost is harmless: the worker skips a settled task.
+pub async fn possibly_lost(
+    pool: &PgPool,
+    revision_run_id: i64,
+    phase: i32,
+    drained_roles: &[Role],
+    after: Duration,
+) -> anyhow::Result<Vec<TaskMessage>> {
+    let roles: Vec<&str> = drained_roles.iter().map(|r| r.as_str()).collect();
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        &"UPDATE pipeline.tasks t SET status = $4, queued_at = clock_timestamp()
+          WHERE t.revision_run_id = $1 AND t.phase = $2
+            AND ((t.status = $5 AND t.role = ANY($6)) OR t.status = $7)
+            AND coalesce(t.queued_at, t.created_at) < clock_timestamp() - $3 * interval '1 second'
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE LOCK_MATCH)
+          RETURNING t.id, t.revision, t.role, t.kind"
+            .replace("LOCK_MATCH", LOCK_MATCH),
+    )
+    .bind(revision_run_id)
+    .bind(phase)
+    .bind(after.as_secs_f64())
+    .bind(TaskStatus::Queued.as_str())
+    .bind(TaskStatus::Queued.as_str())
+    .bind(&roles)
+    .bind(TaskStatus::Retrying.as_str())
+    .fetch_all(pool)
+    .await?;
+    messages(rows)
+}
+
+/// Roles of a phase's unsettled tasks that are waiting for a worker.
+pub async fn waiting_roles(
+    pool: &PgPool,
+    revision_run_id: i64,
+    phase: i32,
+) -> anyhow::Result<Vec<Role>> {
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT role FROM pipeline.tasks
+          WHERE revision_run_id = $1 AND phase = $2 AND status IN ($3, $4)",
+    )
+    .bind(revision_run_id)
+    .bind(phase)
+    .bind(TaskStatus::Queued.as_str())
+    .bind(TaskStatus::Retrying.as_str())
+    .fetch_all(pool)
+    .await?;
+    roles
+        .iter()
+        .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
+        .collect()
+}
+
 // ------------------------------------------------- the worker's claims
+
+/// Renews a running task's lease.
+pub async fn heartbeat(pool: &PgPool, task_id: i64, worker: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE pipeline.tasks SET heartbeat_at = clock_timestamp()
+          WHERE id = $1 AND status = $3 AND worker = $2",
+    )
+    .bind(task_id)
+    .bind(worker)
+    .bind(TaskStatus::Running.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Fails a task that has used up its attempts, however they ended (a worker
+/// killed mid-task leaves no error of its own): the claim of the next
+/// attempt comes here instead. Returns true when it failed the task now.
+pub async fn fail_exhausted(conn: &mut PgConnection, task_id: i64) -> anyhow::Result<bool> {
+    let failed: Option<i64> = sqlx::query_scalar(
+        "UPDATE pipeline.tasks
+            SET status = $2, finished_at = clock_timestamp(),
+                last_error = format('gave up after %s attempt(s), the limit (TASK_MAX_ATTEMPTS): %s',
+                                    attempts,
+                                    coalesce(last_error, 'no attempt came back with an outcome: its worker died, was killed or lost its lease'))
+          WHERE id = $1 AND status NOT IN ($2, $3) AND attempts >= max_attempts
+          RETURNING revision_run_id",
+    )
+    .bind(task_id)
+    .bind(TaskStatus::Failed.as_str())
+    .bind(TaskStatus::Done.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match failed {
+        Some(revision_run_id) => {
+            notify_task_change(conn, revision_run_id).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
 
 /// The state of a task row (`None`: no such task in this database).
 pub async fn task_status(
@@ -735,7 +880,8 @@ pub struct ClaimedRow {
 }
 
 /// Marks an unsettled task running for `worker` and counts the attempt;
-/// `None` when it is settled already.
+/// `None` when it is settled already, or has used up its attempts (see
+/// [`fail_exhausted`]).
 pub async fn claim_task(
     conn: &mut PgConnection,
     task_id: i64,
@@ -743,8 +889,9 @@ pub async fn claim_task(
 ) -> anyhow::Result<Option<ClaimedRow>> {
     let claimed: Option<(i64, String, String, i32, serde_json::Value, i32, i32)> = sqlx::query_as(
         "UPDATE pipeline.tasks
-            SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp()
-          WHERE id = $1 AND status NOT IN ($4, $5)
+            SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp(),
+                heartbeat_at = clock_timestamp()
+          WHERE id = $1 AND status NOT IN ($4, $5) AND attempts < max_attempts
           RETURNING revision_run_id, revision, kind, phase, payload, attempts, max_attempts",
     )
     .bind(task_id)
@@ -816,7 +963,8 @@ pub async fn defer_task(
     note: &str,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE pipeline.tasks SET status = $2, attempts = attempts - 1, last_error = $3
+        "UPDATE pipeline.tasks SET status = $2, attempts = attempts - 1, last_error = $3,
+                queued_at = clock_timestamp()
           WHERE id = $1 AND status = $4",
     )
     .bind(task_id)
@@ -840,7 +988,8 @@ pub async fn record_failure(
     sqlx::query(
         "UPDATE pipeline.tasks
             SET status = $2, last_error = $3,
-                finished_at = CASE WHEN $4 THEN clock_timestamp() ELSE finished_at END
+                finished_at = CASE WHEN $4 THEN clock_timestamp() ELSE finished_at END,
+                queued_at = CASE WHEN $4 THEN queued_at ELSE clock_timestamp() END
           WHERE id = $1 AND status = $5",
     )
     .bind(task_id)

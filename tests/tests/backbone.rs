@@ -497,7 +497,14 @@ async fn poison_messages_end_in_the_dead_letter_queue_without_looping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_alembic_started_is_continued() {
     let mut env = TestEnv::new("alembic_started").await;
-    // What the original leaves: its schema and alembic_version at 1b33292593a9.
+    // What the original leaves: its extensions (its base revision), its
+    // schema and alembic_version at 1b33292593a9. (With `age` preloaded, as
+    // the server is, AGE refuses even a plain DROP TABLE in a database
+    // without the extension: the original never has one.)
+    sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS age;")
+        .execute(&env.pool)
+        .await
+        .unwrap();
     sqlx::raw_sql(revisions::schema::UPGRADE_SQL)
         .execute(&env.pool)
         .await
@@ -607,7 +614,7 @@ async fn a_failing_task_is_retried_with_back_off_then_succeeds() {
     assert_eq!(marks(&env).await, (4, 4));
     // The second retry waited longer than the first (1 s, then 5 s).
     let waited: f64 = sqlx::query_scalar(
-        "SELECT min(extract(epoch FROM finished_at - queued_at))::float8 FROM pipeline.tasks",
+        "SELECT min(extract(epoch FROM finished_at - created_at))::float8 FROM pipeline.tasks",
     )
     .fetch_one(&env.pool)
     .await

@@ -414,6 +414,13 @@ async fn process(
         return Ok(Outcome::SkippedDone);
     }
     if !store::try_lock_task(&mut conn, message.task_id).await? {
+        // Another worker holds the task. It may be unable to ack or retry
+        // (its channel died, it hangs), so this copy is not dropped: it
+        // comes back through a delay queue, and is dropped once the task is
+        // settled.
+        publisher
+            .publish_retry(message, CLAIMED_ELSEWHERE_RECHECK)
+            .await?;
         return Ok(Outcome::SkippedClaimedElsewhere);
     }
     let result = run_claimed(shared, publisher, message, &mut conn).await;
@@ -434,6 +441,15 @@ async fn run_claimed(
     conn: &mut PgConnection,
 ) -> anyhow::Result<Outcome> {
     let Some(row) = store::claim_task(conn, message.task_id, &shared.worker_name).await? else {
+        if store::fail_exhausted(conn, message.task_id).await? {
+            tracing::error!(
+                "task {} ({} {}) used up its attempts without an outcome; failed",
+                message.task_id,
+                message.revision,
+                message.kind
+            );
+            return Ok(Outcome::Failed);
+        }
         return Ok(Outcome::SkippedDone);
     };
     let task = ClaimedTask::from(row);
@@ -442,15 +458,18 @@ async fn run_claimed(
         .get(task.revision.as_str())
         .expect("checked before the claim");
     let started = std::time::Instant::now();
-    let result = executor
+    let execute = executor
         .execute(TaskContext {
             task: &task,
             conn: &mut *conn,
             pool: &shared.pool,
             config: &shared.config,
         })
-        .boxed()
-        .await;
+        .boxed();
+    let result = tokio::select! {
+        result = execute => result,
+        never = renew_lease(shared, task.id) => match never {},
+    };
     let e = match result {
         Ok(done) => {
             tracing::debug!(
@@ -520,6 +539,23 @@ async fn run_claimed(
             )
             .await?;
             Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// How soon a copy of a task another worker holds is looked at again.
+const CLAIMED_ELSEWHERE_RECHECK: Duration = shared::queue::RETRY_DELAYS[1];
+
+/// Renews the lease of a running task every quarter of `TASK_LEASE_SECS`,
+/// through the pool (the claim's connection is the executor's), until
+/// dropped. A failed renewal is only logged: the next one may succeed, and
+/// a lease that lapses costs a redo, never a loss.
+async fn renew_lease(shared: &Shared, task_id: i64) -> std::convert::Infallible {
+    let every = Duration::from_secs(shared.config.task_lease_secs).div_f64(4.0);
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = store::heartbeat(&shared.pool, task_id, &shared.worker_name).await {
+            tracing::warn!("task {task_id}: renewing its lease failed: {e:#}");
         }
     }
 }

@@ -1,0 +1,141 @@
+//! Nothing lost, nothing stuck: the holes a run used to fall into, each
+//! driven with the real binaries (the no-op tasks of `bench runtime`, which
+//! go through the whole runtime and write a mark in their completing
+//! transaction, so that an effect applied twice shows).
+//!
+//! On the code before the reconciler, leases and the attempts check, the
+//! first test hung (8 tasks `queued`, no message anywhere), the second left
+//! its task `running` at the limit with no end, and the third hung behind
+//! the stopped worker's lock.
+
+use nix::sys::signal::Signal;
+use shared::Role;
+use std::time::Duration;
+use testkit::{assert_success, text, TestEnv};
+
+fn noop_run(env: &TestEnv, tasks: usize, sleep_ms: u64) -> tokio::process::Child {
+    env.spawn_orchestrator(&[
+        "bench",
+        "runtime",
+        "--tasks",
+        &tasks.to_string(),
+        "--workers",
+        "0",
+        "--sleep-ms",
+        &sleep_ms.to_string(),
+        "--mark",
+    ])
+}
+
+async fn marks(env: &TestEnv) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or((0, 0))
+}
+
+async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::Output {
+    tokio::time::timeout(limit, run.wait_with_output())
+        .await
+        .expect("the run ends on its own")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
+    let mut env = TestEnv::new("lost_queue").await;
+    env.set_env("TASK_RECONCILE_SECS", "2");
+    let run = noop_run(&env, 8, 50);
+    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
+        .await;
+    // Every message goes with the queues.
+    let connection =
+        lapin::Connection::connect(&testkit::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for role in Role::ALL {
+        let _ = channel
+            .queue_delete(
+                env.topology().work_queue(role).as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    env.start_worker(&["--role", "all"]);
+    let output = finished(run, Duration::from_secs(120)).await;
+    assert_success(&output);
+    assert_eq!(marks(&env).await, (8, 8), "every task once");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_attempts_all_died_with_their_worker_fails_at_the_limit() {
+    let mut env = TestEnv::new("crash_loop").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "2");
+    let run = noop_run(&env, 3, 0);
+    env.wait_for_tasks("queued", 3, Duration::from_secs(60))
+        .await;
+    // What two attempts whose worker was SIGKILLed leave: the attempts
+    // counted, the task `running` under no lock, no error recorded.
+    sqlx::query(
+        "UPDATE pipeline.tasks SET status = 'running', attempts = 2, started_at = now() - interval '1 hour'
+          WHERE id = (SELECT min(id) FROM pipeline.tasks)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    env.start_worker(&["--role", "all"]);
+    let output = finished(run, Duration::from_secs(120)).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let (status, attempts, error): (String, i32, String) = sqlx::query_as(
+        "SELECT status, attempts, last_error FROM pipeline.tasks WHERE id = (SELECT min(id) FROM pipeline.tasks)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("failed", 2),
+        "no third attempt"
+    );
+    assert!(error.contains("gave up after 2 attempt(s)"), "{error}");
+    assert!(
+        text(&output).contains("gave up after 2 attempt(s)"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(marks(&env).await, (2, 2), "the other tasks ran");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_past_its_lease_loses_its_tasks_to_another_and_nothing_runs_twice() {
+    let mut env = TestEnv::new("sigstop").await;
+    env.set_env("TASK_LEASE_SECS", "3");
+    // The copies published when the tasks are taken back may be delivered
+    // to the stopped worker's consumers, which the broker still sees alive
+    // until their heartbeat lapses; the reconciler publishes them again.
+    env.set_env("TASK_RECONCILE_SECS", "5");
+    let stopped = env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let run = noop_run(&env, 4, 6000);
+    env.wait_for_tasks("running", 4, Duration::from_secs(60))
+        .await;
+    env.signal_worker(stopped, Signal::SIGSTOP);
+    env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    let output = finished(run, Duration::from_secs(120)).await;
+    env.signal_worker(stopped, Signal::SIGCONT);
+    assert_success(&output);
+    assert_eq!(
+        marks(&env).await,
+        (4, 4),
+        "every task's effect exactly once"
+    );
+    assert!(
+        text(&output).contains("stopped renewing their lease"),
+        "{}",
+        text(&output)
+    );
+    env.cleanup().await;
+}
