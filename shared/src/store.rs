@@ -892,6 +892,8 @@ pub async fn claim_task(
             SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp(),
                 heartbeat_at = clock_timestamp()
           WHERE id = $1 AND status NOT IN ($4, $5) AND attempts < max_attempts
+            AND EXISTS (SELECT 1 FROM pipeline.revision_runs r
+                         WHERE r.id = pipeline.tasks.revision_run_id AND r.status = 'running')
           RETURNING revision_run_id, revision, kind, phase, payload, attempts, max_attempts",
     )
     .bind(task_id)

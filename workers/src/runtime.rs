@@ -466,6 +466,20 @@ async fn run_claimed(
             config: &shared.config,
         })
         .boxed();
+    // A panicking executor fails its task like an error would; the claim's
+    // lock and connection are released by the caller as always.
+    let execute = std::panic::AssertUnwindSafe(execute)
+        .catch_unwind()
+        .map(|caught| {
+            caught.unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Err(shared::exec::Permanent::new(format!("the executor panicked: {what}")).into())
+            })
+        });
     let result = tokio::select! {
         result = execute => result,
         never = renew_lease(shared, task.id) => match never {},

@@ -47,7 +47,11 @@ pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::
     }
     for table in seed::tables() {
         let sql = format!(
-            "SELECT setval(pg_get_serial_sequence('public.{table}', 'id'), coalesce((SELECT max(id) FROM public.{table}), 0) + 1, false)"
+            // Never backwards: ids the shop handed out since (the
+            // sequence's last value) stay used even if their rows are gone.
+            "SELECT setval(s.seq, greatest(coalesce((SELECT max(id) FROM public.{table}), 0) + 1,
+                                           coalesce(pg_sequence_last_value(s.seq) + 1, 1)), false)
+               FROM (SELECT pg_get_serial_sequence('public.{table}', 'id')::regclass AS seq) s"
         );
         sqlx::query(&sql).execute(&mut *tx).await?;
     }
