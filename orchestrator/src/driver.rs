@@ -498,6 +498,11 @@ impl Driver {
         self.pool.close().await;
     }
 
+    /// `stamp`: sets `alembic_version` under the run lock, recorded as this run's.
+    pub async fn stamp(&self, new_head: Option<&str>) -> anyhow::Result<()> {
+        store::stamp(&self.pool, self.run_id, new_head).await
+    }
+
     /// Stores a one-off revision run (not part of the chain) and returns its id.
     pub async fn store_adhoc(&self, revision: &str, phases: &[Phase]) -> anyhow::Result<i64> {
         self.store_plan(revision, Direction::Rerun, phases).await

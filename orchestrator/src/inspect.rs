@@ -17,6 +17,69 @@ pub async fn current(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `heads`: the one head of the chain.
+pub fn heads() {
+    if let Some(head) = REVISIONS.last() {
+        let available = if revisions::registry::is_registered(head.id) {
+            ""
+        } else {
+            "  [not available in this version]"
+        };
+        println!("{} ({}) (head){available}", head.id, head.name);
+    }
+}
+
+/// `show <rev>`: what the revision is, whether it is applied, and how its
+/// last run went.
+pub async fn show(pool: &PgPool, target: shared::catalogue::Target) -> anyhow::Result<()> {
+    let shared::catalogue::Target::Revision(i) = target else {
+        println!("base: the empty database, before the first revision");
+        return Ok(());
+    };
+    let revision = &REVISIONS[i];
+    let applied_count = db::current_revision(pool)
+        .await?
+        .as_deref()
+        .and_then(shared::catalogue::position)
+        .map_or(0, |c| c + 1);
+    println!("Rev: {} ({})", revision.id, revision.name);
+    println!(
+        "Parent: {}",
+        i.checked_sub(1).map_or("<base>".to_string(), |p| format!(
+            "{} ({})",
+            REVISIONS[p].id, REVISIONS[p].name
+        ))
+    );
+    println!("Does: {}", revision.summary);
+    println!(
+        "In this version: {}",
+        if revisions::registry::is_registered(revision.id) {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    let applied = if i < applied_count {
+        match store::last_applied_at(pool, revision.id).await? {
+            Some(when) => format!("yes, {when}"),
+            None => "yes (before this pipeline, by Alembic)".to_string(),
+        }
+    } else {
+        "no".to_string()
+    };
+    println!("Applied: {applied}");
+    match store::last_revision_run(pool, revision.id).await? {
+        None => println!("Last run: none"),
+        Some((id, direction, status, started)) => {
+            println!("Last run: #{id} {direction}, {status}, started {started}");
+            for (phase, role, state, n, rows) in store::task_summary(pool, id).await? {
+                println!("  phase {}: {role} {state} {n} ({rows} rows)", phase + 1);
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn history(pool: &PgPool) -> anyhow::Result<()> {
     let current = db::current_revision(pool).await?;
     let applied_count = current

@@ -35,9 +35,10 @@ impl RunLock {
         }
         let holder = describe_holder(pool).await;
         match policy {
-            WaitPolicy::NoWait => anyhow::bail!(
+            WaitPolicy::NoWait => Err(LockHeld(format!(
                 "another run holds this database's run lock ({holder}); not waiting because of --no-wait"
-            ),
+            ))
+            .into()),
             WaitPolicy::Wait => {
                 eprintln!("another run holds this database's run lock ({holder}); waiting for it to finish…");
                 loop {
@@ -118,3 +119,16 @@ async fn describe_holder(pool: &PgPool) -> String {
         None => "a run in progress".to_string(),
     }
 }
+
+/// The run lock is held by another run and the command would not wait
+/// (`--no-wait`): exit code 3.
+#[derive(Debug)]
+pub struct LockHeld(pub String);
+
+impl std::fmt::Display for LockHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LockHeld {}

@@ -20,14 +20,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Apply revisions up to a target (`head`, a revision id or name).
+    /// Apply revisions up to a target: `head`, a revision id, prefix or
+    /// name, `+N` (N more), or `<rev>+N`.
     Upgrade {
+        #[arg(allow_hyphen_values = true)]
         target: String,
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Undo revisions down to a target (`base`, a revision id or name).
+    /// Undo revisions down to a target: `base`, a revision id, prefix or
+    /// name, `-N` (N fewer), or `<rev>-N`.
     Downgrade {
+        #[arg(allow_hyphen_values = true)]
         target: String,
         #[command(flatten)]
         run: RunArgs,
@@ -51,6 +55,22 @@ enum Command {
     },
     /// Print the revision `alembic_version` holds.
     Current,
+    /// The head of the chain (the revision `upgrade head` goes to).
+    Heads,
+    /// Branch points of the chain (it is a single line: there are none).
+    Branches,
+    /// One revision: id, name, down-revision, what it does, whether it is
+    /// applied, and the tasks of its last run.
+    Show { revision: String },
+    /// Set `alembic_version` to a revision (or `base`) without running
+    /// anything, as Alembic's stamp does; recorded in the history.
+    Stamp {
+        revision: String,
+        /// Also when `alembic_version` holds a revision this version does
+        /// not know: it is replaced.
+        #[arg(long)]
+        purge: bool,
+    },
     /// List the revisions, applied or not, and when.
     History,
     /// The current or last run: per phase, tasks by state; the last errors.
@@ -140,8 +160,20 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            exit_code(&e)
         }
+    }
+}
+
+/// The documented exit codes: 2 bad usage (clap's own, and a target that
+/// names nothing), 3 the run lock held with `--no-wait`, 1 anything else.
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(|c| c.is::<migrate::BadUsage>()) {
+        ExitCode::from(2)
+    } else if e.chain().any(|c| c.is::<orchestrator::lock::LockHeld>()) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -192,6 +224,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             migrate(&config, &revision, Direction::Rerun, run).await
         }
         Command::Current => inspect::current(&connect(&config).await?).await,
+        Command::Heads => {
+            inspect::heads();
+            Ok(())
+        }
+        Command::Branches => {
+            println!(
+                "the chain is a single line: no branches (head: {})",
+                shared::catalogue::REVISIONS.last().map_or("", |r| r.id)
+            );
+            Ok(())
+        }
+        Command::Show { revision } => {
+            let target = migrate::resolve_target(&revision, None)?;
+            inspect::show(&connect(&config).await?, target).await
+        }
+        Command::Stamp { revision, purge } => migrate::stamp(&config, &revision, purge).await,
         Command::History => inspect::history(&connect(&config).await?).await,
         Command::Status => inspect::status(&connect(&config).await?).await,
         Command::Search { query, target, k } => {

@@ -45,8 +45,31 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
+/// What the user typed, resolved from the revision the database is at
+/// (relative targets count from there). A target that names nothing is
+/// [`BadUsage`].
+pub fn resolve_target(target: &str, current: Option<usize>) -> anyhow::Result<Target> {
+    revisions::registry::resolve_at(target, current).map_err(|e| BadUsage(e).into())
+}
+
+/// A command that cannot mean anything (an unknown revision, a relative
+/// target past the chain): exit code 2.
+#[derive(Debug)]
+pub struct BadUsage(pub String);
+
+impl std::fmt::Display for BadUsage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadUsage {}
+
 pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> {
-    let target = revisions::registry::resolve(&request.target).map_err(anyhow::Error::msg)?;
+    // Targets that need no database are checked before connecting.
+    if !request.target.contains(['+', '-']) {
+        resolve_target(&request.target, None)?;
+    }
     let direction = request.direction;
     let data_dir = request
         .data_dir
@@ -54,16 +77,20 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         .unwrap_or_else(|| config.data_dir.clone());
     // Refuse an earlier-layout database or an unavailable revision before
     // doing anything at all...
-    {
+    let target = {
         let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
         let checked = async {
             refuse_earlier_layout(&pool).await?;
-            checked_path(current_index(&pool).await?, target, direction)
+            let current = current_index(&pool).await?;
+            let target = resolve_target(&request.target, current)?;
+            anyhow::Ok((target, checked_path(current, target, direction)?))
         }
         .await;
         pool.close().await;
-        preflight(config, &checked?, direction)?;
-    }
+        let (target, path) = checked?;
+        preflight(config, &path, direction)?;
+        target
+    };
     let options = RunOptions {
         command: format!("{} {}", direction.as_str(), target_name(target)),
         wait: if request.no_wait {
@@ -77,6 +104,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
     let outcome = async {
         // ...and look again under the run lock.
         let current = current_index(&driver.pool).await?;
+        let target = resolve_target(&request.target, current)?;
         let path = checked_path(current, target, direction)?;
         let started = Instant::now();
         if !path.is_empty() {
@@ -323,4 +351,49 @@ mod tests {
         );
         assert!(check_available(&full[..4], first_four).is_ok());
     }
+}
+
+/// `stamp <rev|head|base> [--purge]`: sets `alembic_version` without running
+/// anything, under the run lock, as Alembic does. A version this version
+/// does not know is only replaced with `--purge`.
+pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result<()> {
+    let current = {
+        let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
+        let current = match shared::db::current_revision(&pool).await {
+            Ok(Some(id)) if catalogue::position(&id).is_none() && !purge => {
+                pool.close().await;
+                bail!(
+                    "alembic_version holds {id:?}, which this version does not know; \
+                     `stamp --purge` replaces it"
+                );
+            }
+            Ok(Some(id)) => catalogue::position(&id),
+            Ok(None) => None,
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        };
+        pool.close().await;
+        current
+    };
+    let target = resolve_target(target, current)?;
+    let options = RunOptions {
+        command: format!("stamp {}", target_name(target)),
+        wait: WaitPolicy::Wait,
+        data_dir: config.data_dir.clone(),
+    };
+    let driver = driver::start(config, &options).await?;
+    let new_head = match target {
+        Target::Base => None,
+        Target::Revision(i) => Some(REVISIONS[i].id),
+    };
+    let outcome = driver.stamp(new_head).await;
+    driver.finish(outcome.as_ref().map(|_| ())).await;
+    outcome?;
+    eprintln!(
+        "stamped: alembic_version is now {} (nothing was run)",
+        new_head.unwrap_or("(base)")
+    );
+    Ok(())
 }

@@ -47,6 +47,12 @@ pub fn resolve(target: &str) -> Result<Target, String> {
     catalogue::resolve(target, is_registered)
 }
 
+/// [`resolve`] with Alembic's relative targets (`+1`, `seed-1`), counted
+/// from `current` (an index into the chain; `None`: base).
+pub fn resolve_at(target: &str, current: Option<usize>) -> Result<Target, String> {
+    catalogue::resolve_at(target, current, is_registered)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,49 @@ pub fn resolve(target: &str, runnable: impl Fn(&str) -> bool) -> Result<Target, 
     }
 }
 
+/// [`resolve`], and Alembic's relative targets, from the revision the
+/// database is at (`current`, an index; `None`: base): `+N` / `-N`, and
+/// `<rev>+N` / `<rev>-N` from any target [`resolve`] takes.
+pub fn resolve_at(
+    target: &str,
+    current: Option<usize>,
+    runnable: impl Fn(&str) -> bool,
+) -> Result<Target, String> {
+    let relative = target
+        .rfind(['+', '-'])
+        .and_then(|at| {
+            let steps: i64 = target[at + 1..].parse().ok()?;
+            let sign = if target.as_bytes()[at] == b'+' { 1 } else { -1 };
+            Some((&target[..at], sign * steps))
+        })
+        .filter(|(_, steps)| *steps != 0);
+    let Some((from, steps)) = relative else {
+        return resolve(target, runnable);
+    };
+    let from_count = if from.is_empty() {
+        current.map_or(0, |i| i + 1)
+    } else {
+        resolve(from, &runnable)?.applied_count()
+    } as i64;
+    let count = from_count + steps;
+    if count < 0 || count > REVISIONS.len() as i64 {
+        let at = if from.is_empty() {
+            current.map_or("base", |i| REVISIONS[i].id)
+        } else {
+            from
+        };
+        return Err(format!(
+            "{target:?} goes {} the chain: {at} is {from_count} revision(s) from base, and the chain has {}",
+            if count < 0 { "below the start of" } else { "past the end of" },
+            REVISIONS.len()
+        ));
+    }
+    Ok(match count {
+        0 => Target::Base,
+        n => Target::Revision(n as usize - 1),
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Base,
@@ -188,6 +231,27 @@ mod tests {
             .unwrap_err()
             .contains("unknown revision"));
         assert!(resolve("ef8", all).is_err(), "a prefix needs 4 characters");
+    }
+
+    #[test]
+    fn relative_targets_count_from_the_current_revision_or_a_named_one() {
+        let all = |_: &str| true;
+        assert_eq!(resolve_at("+1", None, all), Ok(Target::Revision(0)));
+        assert_eq!(resolve_at("+2", Some(1), all), Ok(Target::Revision(3)));
+        assert_eq!(resolve_at("-1", Some(3), all), Ok(Target::Revision(2)));
+        assert_eq!(resolve_at("-1", Some(0), all), Ok(Target::Base));
+        assert_eq!(resolve_at("seed+1", None, all), Ok(Target::Revision(3)));
+        assert_eq!(
+            resolve_at("cc30da9b96c1-2", Some(5), all),
+            Ok(Target::Revision(1))
+        );
+        assert!(resolve_at("+1", Some(5), all)
+            .unwrap_err()
+            .contains("past the end"));
+        assert!(resolve_at("-2", Some(0), all)
+            .unwrap_err()
+            .contains("below the start"));
+        assert_eq!(resolve_at("head", Some(2), all), Ok(Target::Revision(5)));
     }
 
     #[test]

@@ -406,6 +406,57 @@ pub async fn record_revision(
     Ok(())
 }
 
+/// Sets `alembic_version` to `new_head` (`None`: base) without running
+/// anything, and records it in the history as a stamp, in one transaction.
+/// Unfinished revision runs are abandoned: what they did may no longer be
+/// what the version says.
+pub async fn stamp(pool: &PgPool, run_id: i64, new_head: Option<&str>) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM public.alembic_version")
+        .execute(&mut *tx)
+        .await?;
+    if let Some(head) = new_head {
+        sqlx::query("INSERT INTO public.alembic_version (version_num) VALUES ($1)")
+            .bind(head)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO pipeline.revision_history (revision, direction, run_id) VALUES ($1, 'stamp', $2)",
+    )
+    .bind(new_head.unwrap_or("base"))
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE pipeline.revision_runs SET status = $1, finished_at = now() WHERE status IN ($2, $3)",
+    )
+    .bind(RevisionRunStatus::Abandoned.as_str())
+    .bind(RevisionRunStatus::Failed.as_str())
+    .bind(RevisionRunStatus::Running.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The last revision run of a revision: id, direction, status, when it started.
+pub async fn last_revision_run(
+    pool: &PgPool,
+    revision: &str,
+) -> anyhow::Result<Option<(i64, String, String, String)>> {
+    if !has_pipeline_tables(pool).await? {
+        return Ok(None);
+    }
+    Ok(sqlx::query_as(
+        "SELECT id, direction, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+           FROM pipeline.revision_runs WHERE revision = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(revision)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// When a revision was last applied, as `history` shows it.
 pub async fn last_applied_at(pool: &PgPool, revision: &str) -> anyhow::Result<Option<String>> {
     if !has_pipeline_tables(pool).await? {

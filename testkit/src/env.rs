@@ -289,6 +289,14 @@ impl TestEnv {
         Ok(())
     }
 
+    /// Kills every worker this test started.
+    pub async fn kill_workers(&mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill().await;
+        }
+        self.workers.clear();
+    }
+
     /// Stops the workers, drops the database and deletes the queues.
     pub async fn cleanup(mut self) {
         for child in &mut self.workers {
