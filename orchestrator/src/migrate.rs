@@ -275,6 +275,51 @@ pub fn target_name(target: Target) -> &'static str {
     }
 }
 
+/// `stamp <rev|head|base> [--purge]`: sets `alembic_version` without running
+/// anything, under the run lock, as Alembic does. A version this version
+/// does not know is only replaced with `--purge`.
+pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result<()> {
+    let current = {
+        let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
+        let current = match shared::db::current_revision(&pool).await {
+            Ok(Some(id)) if catalogue::position(&id).is_none() && !purge => {
+                pool.close().await;
+                bail!(
+                    "alembic_version holds {id:?}, which this version does not know; \
+                     `stamp --purge` replaces it"
+                );
+            }
+            Ok(Some(id)) => catalogue::position(&id),
+            Ok(None) => None,
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        };
+        pool.close().await;
+        current
+    };
+    let target = resolve_target(target, current)?;
+    let options = RunOptions {
+        command: format!("stamp {}", target_name(target)),
+        wait: WaitPolicy::Wait,
+        data_dir: config.data_dir.clone(),
+    };
+    let driver = driver::start(config, &options).await?;
+    let new_head = match target {
+        Target::Base => None,
+        Target::Revision(i) => Some(REVISIONS[i].id),
+    };
+    let outcome = driver.stamp(new_head).await;
+    driver.finish(outcome.as_ref().map(|_| ())).await;
+    outcome?;
+    eprintln!(
+        "stamped: alembic_version is now {} (nothing was run)",
+        new_head.unwrap_or("(base)")
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,49 +396,4 @@ mod tests {
         );
         assert!(check_available(&full[..4], first_four).is_ok());
     }
-}
-
-/// `stamp <rev|head|base> [--purge]`: sets `alembic_version` without running
-/// anything, under the run lock, as Alembic does. A version this version
-/// does not know is only replaced with `--purge`.
-pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result<()> {
-    let current = {
-        let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
-        let current = match shared::db::current_revision(&pool).await {
-            Ok(Some(id)) if catalogue::position(&id).is_none() && !purge => {
-                pool.close().await;
-                bail!(
-                    "alembic_version holds {id:?}, which this version does not know; \
-                     `stamp --purge` replaces it"
-                );
-            }
-            Ok(Some(id)) => catalogue::position(&id),
-            Ok(None) => None,
-            Err(e) => {
-                pool.close().await;
-                return Err(e);
-            }
-        };
-        pool.close().await;
-        current
-    };
-    let target = resolve_target(target, current)?;
-    let options = RunOptions {
-        command: format!("stamp {}", target_name(target)),
-        wait: WaitPolicy::Wait,
-        data_dir: config.data_dir.clone(),
-    };
-    let driver = driver::start(config, &options).await?;
-    let new_head = match target {
-        Target::Base => None,
-        Target::Revision(i) => Some(REVISIONS[i].id),
-    };
-    let outcome = driver.stamp(new_head).await;
-    driver.finish(outcome.as_ref().map(|_| ())).await;
-    outcome?;
-    eprintln!(
-        "stamped: alembic_version is now {} (nothing was run)",
-        new_head.unwrap_or("(base)")
-    );
-    Ok(())
 }
