@@ -10,6 +10,7 @@ pub mod local_workers;
 pub mod lock;
 pub mod migrate;
 pub mod progress;
+pub mod schedule;
 pub mod search;
 
 /// The plan types, where the benchmarks look for them.

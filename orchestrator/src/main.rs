@@ -40,8 +40,26 @@ enum Command {
     /// id), without moving `alembic_version`.
     Rerun {
         revision: String,
+        /// Then re-run every applied revision after it, each doing only its
+        /// own changed work.
+        #[arg(long)]
+        cascade: bool,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Schedules: `add`, `list`, `pause`, `resume`, `remove`, `run`.
+    Schedule {
+        #[command(subcommand)]
+        which: ScheduleCommand,
+    },
+    /// Fire due schedules until SIGTERM; run any number, on any machines.
+    Scheduler {
+        /// This scheduler's name in the fire history (default: host and pid).
+        #[arg(long)]
+        name: Option<String>,
+        /// How often to look for due schedules, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        tick_ms: u64,
     },
     /// The nearest products or reviews to a query, by embedding similarity.
     Search {
@@ -125,6 +143,52 @@ struct RunArgs {
     /// Folder of the CSV files to seed from (default: DATA_DIR, or ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ScheduleCommand {
+    /// A schedule: a cron expression (5 fields, or 6 with seconds first)
+    /// and what it runs.
+    Add {
+        name: String,
+        #[arg(long)]
+        cron: String,
+        /// Re-run these revisions (comma-separated), in order.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "upgrade",
+            required_unless_present = "upgrade"
+        )]
+        rerun: Vec<String>,
+        /// With --rerun: then every applied revision after the last one.
+        #[arg(long, requires = "rerun")]
+        cascade: bool,
+        /// Upgrade to this target (`head`).
+        #[arg(long)]
+        upgrade: Option<String>,
+        /// Time zone of the cron expression (IANA name).
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Due times missed while no scheduler ran: `one` catch-up fire, or `none`.
+        #[arg(long, default_value = "one")]
+        catch_up: String,
+    },
+    /// Every schedule: its next fire, its last fire and how it went.
+    List,
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Fire a schedule now, in this process.
+    Run {
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,8 +284,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Downgrade { target, run } => {
             migrate(&config, &target, Direction::Downgrade, run).await
         }
-        Command::Rerun { revision, run } => {
-            migrate(&config, &revision, Direction::Rerun, run).await
+        Command::Rerun {
+            revision,
+            cascade,
+            run,
+        } => {
+            let request = request(&revision, Direction::Rerun, run);
+            for summary in migrate::rerun(&config, &request, cascade).await? {
+                report(&summary);
+            }
+            Ok(())
+        }
+        Command::Schedule { which } => schedule(&config, which).await,
+        Command::Scheduler { name, tick_ms } => {
+            let name = name.unwrap_or_else(who);
+            orchestrator::schedule::scheduler(
+                &config,
+                &name,
+                Duration::from_millis(tick_ms.max(10)),
+            )
+            .await
         }
         Command::Current => inspect::current(&connect(&config).await?).await,
         Command::Heads => {
@@ -320,6 +402,72 @@ async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     shared::db::connect(config, 2, Duration::from_secs(30)).await
 }
 
+fn request(target: &str, direction: Direction, args: RunArgs) -> migrate::Request {
+    migrate::Request {
+        direction,
+        target: target.to_string(),
+        no_wait: args.no_wait,
+        with_workers: args.with_workers,
+        worker_concurrency: args.worker_concurrency,
+        data_dir: args.data_dir,
+        label: None,
+    }
+}
+
+/// Host and process, to name a scheduler.
+fn who() -> String {
+    format!(
+        "{}:{}",
+        std::fs::read_to_string("/etc/hostname")
+            .unwrap_or_default()
+            .trim(),
+        std::process::id()
+    )
+}
+
+async fn schedule(config: &Config, which: ScheduleCommand) -> anyhow::Result<()> {
+    use orchestrator::schedule::{self, Action, NewSchedule};
+    let pool = connect(config).await?;
+    shared::db::ensure_pipeline_schema(&pool).await?;
+    match which {
+        ScheduleCommand::Add {
+            name,
+            cron,
+            rerun,
+            cascade,
+            upgrade,
+            tz,
+            catch_up,
+        } => {
+            let action = match upgrade {
+                Some(target) => Action::Upgrade(target),
+                None => Action::Rerun {
+                    revisions: rerun,
+                    cascade,
+                },
+            };
+            let next = schedule::add(
+                &pool,
+                &NewSchedule {
+                    name: name.clone(),
+                    cron,
+                    tz,
+                    action,
+                    catch_up,
+                },
+            )
+            .await?;
+            println!("schedule {name} added; next fire {next}");
+            Ok(())
+        }
+        ScheduleCommand::List => schedule::list(&pool).await,
+        ScheduleCommand::Pause { name } => schedule::set_paused(&pool, &name, true).await,
+        ScheduleCommand::Resume { name } => schedule::set_paused(&pool, &name, false).await,
+        ScheduleCommand::Remove { name } => schedule::remove(&pool, &name).await,
+        ScheduleCommand::Run { name } => schedule::run_now(config, &pool, &name, &who()).await,
+    }
+}
+
 /// Moves the database ([`migrate::run`]) and reports what happened.
 async fn migrate(
     config: &Config,
@@ -327,15 +475,12 @@ async fn migrate(
     direction: Direction,
     args: RunArgs,
 ) -> anyhow::Result<()> {
-    let request = migrate::Request {
-        direction,
-        target: target.to_string(),
-        no_wait: args.no_wait,
-        with_workers: args.with_workers,
-        worker_concurrency: args.worker_concurrency,
-        data_dir: args.data_dir,
-    };
-    let summary = migrate::run(config, &request).await?;
+    let summary = migrate::run(config, &request(target, direction, args)).await?;
+    report(&summary);
+    Ok(())
+}
+
+fn report(summary: &migrate::Summary) {
     if summary.revisions.is_empty() {
         eprintln!(
             "nothing to do: the database is already at {}",
@@ -350,5 +495,4 @@ async fn migrate(
             summary.revisions.len()
         );
     }
-    Ok(())
 }

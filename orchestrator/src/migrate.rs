@@ -30,6 +30,9 @@ pub struct Request {
     pub worker_concurrency: Option<usize>,
     /// Default: `DATA_DIR`.
     pub data_dir: Option<PathBuf>,
+    /// Who asked, when not a person at the command line ("schedule
+    /// nightly"): shown with the run by `status` and `history`.
+    pub label: Option<String>,
 }
 
 /// What a finished move did.
@@ -92,7 +95,10 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         target
     };
     let options = RunOptions {
-        command: format!("{} {}", direction.as_str(), target_name(target)),
+        command: match &request.label {
+            Some(label) => format!("{label}: {} {}", direction.as_str(), target_name(target)),
+            None => format!("{} {}", direction.as_str(), target_name(target)),
+        },
         wait: if request.no_wait {
             WaitPolicy::NoWait
         } else {
@@ -129,6 +135,34 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
     .await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
     outcome
+}
+
+/// `rerun <rev> [--cascade]`: the revision, then, with `cascade`, every
+/// applied revision after it in chain order, each doing only its own
+/// changed work (each is a re-run of its own, resumable on its own).
+pub async fn rerun(
+    config: &Config,
+    request: &Request,
+    cascade: bool,
+) -> anyhow::Result<Vec<Summary>> {
+    let first = run(config, request).await?;
+    let from = catalogue::position(first.target);
+    let mut summaries = vec![first];
+    if cascade {
+        let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
+        let current = current_index(&pool).await;
+        pool.close().await;
+        if let (Some(from), Some(current)) = (from, current?) {
+            for revision in &REVISIONS[from + 1..=current] {
+                let next = Request {
+                    target: revision.id.to_string(),
+                    ..request.clone()
+                };
+                summaries.push(run(config, &next).await?);
+            }
+        }
+    }
+    Ok(summaries)
 }
 
 /// Every revision a move will run checks the settings it needs, so that a

@@ -80,3 +80,29 @@ CREATE TABLE IF NOT EXISTS pipeline.noop_marks (
     worker  text,
     at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+
+-- Schedules (`orchestrator schedule add`) and their fires. A due time is
+-- claimed, advanced and recorded in one transaction by whichever scheduler
+-- locks the schedule's row first (FOR UPDATE SKIP LOCKED), so each due time
+-- fires exactly once however many schedulers run.
+CREATE TABLE IF NOT EXISTS pipeline.schedules (
+    name         text PRIMARY KEY,
+    cron         text        NOT NULL,
+    tz           text        NOT NULL DEFAULT 'UTC',
+    action       jsonb       NOT NULL,
+    catch_up     text        NOT NULL DEFAULT 'one' CHECK (catch_up IN ('one', 'none')),
+    paused       boolean     NOT NULL DEFAULT false,
+    next_fire_at timestamptz NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS pipeline.schedule_fires (
+    id          bigserial PRIMARY KEY,
+    schedule    text        NOT NULL,
+    due_at      timestamptz NOT NULL,
+    fired_at    timestamptz NOT NULL DEFAULT now(),
+    scheduler   text,
+    status      text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'missed')),
+    note        text,
+    finished_at timestamptz,
+    UNIQUE (schedule, due_at)
+);
