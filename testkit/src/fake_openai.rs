@@ -106,6 +106,8 @@ struct State {
     chat_auto: AtomicBool,
     chat_requests: AtomicU64,
     chat_in_flight: AtomicUsize,
+    /// Delays of the next model requests, instead of the usual one.
+    slow: Mutex<VecDeque<Duration>>,
     window: Mutex<RateWindow>,
     batches: Mutex<batch::Store>,
     batch_submissions: AtomicU64,
@@ -171,6 +173,7 @@ impl FakeOpenAi {
             chat_auto: AtomicBool::new(false),
             chat_requests: AtomicU64::new(0),
             chat_in_flight: AtomicUsize::new(0),
+            slow: Mutex::new(VecDeque::new()),
             window: Mutex::new(RateWindow::default()),
             batches: Mutex::new(batch::Store::default()),
             batch_submissions: AtomicU64::new(0),
@@ -289,6 +292,13 @@ impl FakeOpenAi {
     pub fn heal(&self) {
         *self.state.always.lock().unwrap() = None;
         self.state.failures.lock().unwrap().clear();
+    }
+
+    /// The next `times` model requests take `delay` to answer (longer than
+    /// a client's time-out: a time-out).
+    pub fn slow_next(&self, times: usize, delay: Duration) {
+        let mut slow = self.state.slow.lock().unwrap();
+        slow.extend(std::iter::repeat_n(delay, times));
     }
 
     /// Chat completions with no scripted content left answer a valid
@@ -582,8 +592,10 @@ async fn answer(
         if let Some(refused) = rate_limited(state) {
             return refused;
         }
-        if !state.options.delay.is_zero() {
-            tokio::time::sleep(state.options.delay).await;
+        let delay = state.slow.lock().unwrap().pop_front();
+        let delay = delay.unwrap_or(state.options.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
     }
     if azure {
