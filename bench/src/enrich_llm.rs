@@ -16,6 +16,7 @@
 //! run decides every review afresh. Everything runs in a scratch database
 //! and queue prefix of its own, dropped at the end (unless `--keep`).
 
+use anyhow::Context as _;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
@@ -128,11 +129,14 @@ async fn run(config: &Config, bench: &EnrichLlmBench, server: &FakeOpenAi) -> an
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    // Schema and seed, by the pipeline itself.
+    // Extensions, schema and seed, by the pipeline itself. The extensions
+    // come first as in production: with AGE preloaded by the server, a
+    // DROP TABLE (the enrichment's downgrade, between runs) needs its
+    // ag_catalog schema.
     let loaders = start_workers(config, 2, 2)?;
     let mut driver = driver::start(config, &options).await?;
     let setup = async {
-        let path: Vec<_> = [catalogue::SCHEMA, catalogue::SEED]
+        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
             .iter()
             .map(|id| catalogue::find(id).expect("in the catalogue"))
             .collect();
@@ -252,10 +256,16 @@ async fn enrich_run(
 ) -> anyhow::Result<Run> {
     let pool = driver.pool.clone();
     // Undo any earlier run, so that every review is due again.
-    sqlx::raw_sql(revisions::enrichment::DOWNGRADE_SQL)
-        .execute(&pool)
-        .await
-        .ok();
+    let undone: bool =
+        sqlx::query_scalar("SELECT to_regclass('pipeline.enrichment_backup') IS NOT NULL")
+            .fetch_one(&pool)
+            .await?;
+    if undone {
+        sqlx::raw_sql(revisions::enrichment::DOWNGRADE_SQL)
+            .execute(&pool)
+            .await
+            .context("undoing the previous run")?;
+    }
     let workers = start_workers(config, count, bench.concurrency)?;
     // Let them connect, so that start-up is not measured.
     tokio::time::sleep(Duration::from_secs(2)).await;
