@@ -519,8 +519,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// An answer: status, headers beyond the usual ones, body.
+type Reply = (u16, Vec<(String, String)>, String);
+
 /// The 429 of an open rate-limit window, if this request falls in one.
-fn rate_limited(state: &State) -> Option<(u16, Vec<(String, String)>, String)> {
+fn rate_limited(state: &State) -> Option<Reply> {
     let mut window = state.window.lock().unwrap();
     let now = Instant::now();
     if let Some((after, length)) = window.armed {
@@ -558,7 +561,7 @@ async fn answer(
     path: &str,
     headers: Vec<(String, String)>,
     body: &[u8],
-) -> (u16, Vec<(String, String)>, String) {
+) -> Reply {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
     {
         let mut last = state.last.lock().unwrap();
