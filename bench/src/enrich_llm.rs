@@ -12,19 +12,17 @@
 //!    (`Retry-After`, `x-ratelimit-*`) for `--limit-ms`; the time it lost
 //!    against the clean run, next to the length of the limit itself.
 //!
-//! Between runs the enrichment is undone with its own downgrade SQL, so each
-//! run decides every review afresh. Everything runs in a scratch database
+//! The runs are those of `bench enrich` ([`crate::enrich::scaling_run`]:
+//! the enrichment undone with its own downgrade SQL before each, so that
+//! every review is decided afresh), with the LLM settings. Everything runs in a scratch database
 //! and queue prefix of its own, dropped at the end (unless `--keep`).
 
-use anyhow::Context as _;
+use crate::enrich;
 use orchestrator::driver::{self, RunOptions};
-use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
-use orchestrator::plan::{Direction, PlanContext};
-use shared::catalogue;
 use shared::config::{ConnectionUrl, EnrichProvider, EnrichScope, Secret};
 use shared::Config;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 
 #[derive(Debug, Clone)]
@@ -49,7 +47,7 @@ pub struct EnrichLlmBench {
 
 struct Run {
     workers: usize,
-    reviews: usize,
+    reviews: i64,
     requests: u64,
     enrich: Duration,
 }
@@ -101,12 +99,11 @@ pub async fn enrich_llm(config: &Config, bench: &EnrichLlmBench) -> anyhow::Resu
     result
 }
 
-fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
+/// The settings of the LLM path for the enrich workers, after
+/// [`crate::enrich::base_env`].
+fn llm_env(config: &Config) -> Vec<(&'static str, String)> {
     let e = &config.enrichment;
     vec![
-        ("DATABASE_URL", config.database_url.expose().to_string()),
-        ("QUEUE_PREFIX", config.queue_prefix.clone()),
-        ("DATA_DIR", config.data_dir.display().to_string()),
         ("ENRICH_PROVIDER", e.provider.to_string()),
         ("ENRICH_SCOPE", e.scope.to_string()),
         ("OPENAI_BASE_URL", config.openai.base_url.clone()),
@@ -117,9 +114,7 @@ fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
             e.reviews_per_request.to_string(),
         ),
         ("ENRICH_CONCURRENCY", e.concurrency.to_string()),
-        ("ENRICH_TASK_ROWS", e.task_rows.to_string()),
         ("ENRICH_BATCH_API", "false".into()),
-        ("RUST_LOG", "warn".into()),
     ]
 }
 
@@ -129,28 +124,7 @@ async fn run(config: &Config, bench: &EnrichLlmBench, server: &FakeOpenAi) -> an
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    // Extensions, schema and seed, by the pipeline itself. The extensions
-    // come first as in production: with AGE preloaded by the server, a
-    // DROP TABLE (the enrichment's downgrade, between runs) needs its
-    // ag_catalog schema.
-    let loaders = start_workers(config, 2, 2)?;
-    let mut driver = driver::start(config, &options).await?;
-    let setup = async {
-        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
-            .iter()
-            .map(|id| catalogue::find(id).expect("in the catalogue"))
-            .collect();
-        driver
-            .run_path(&path, Direction::Upgrade, &config.data_dir)
-            .await
-    }
-    .await;
-    loaders.stop(Duration::from_secs(30)).await;
-    if let Err(e) = setup {
-        driver.finish(Err(&e)).await;
-        return Err(e);
-    }
-
+    let mut driver = enrich::seeded(config, &options).await?;
     let mut runs = Vec::new();
     for &count in &bench.workers {
         match enrich_run(config, &mut driver, bench, server, count, None).await {
@@ -234,18 +208,8 @@ async fn run(config: &Config, bench: &EnrichLlmBench, server: &FakeOpenAi) -> an
     Ok(())
 }
 
-fn start_workers(
-    config: &Config,
-    count: usize,
-    concurrency: usize,
-) -> anyhow::Result<LocalWorkers> {
-    let env = worker_env(config);
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    LocalWorkers::start_with_env(count, Some(concurrency), &pairs)
-}
-
-/// One run of the revision's enrich phase with `count` workers, every review
-/// due; with `window`, a rate limit opens after that many requests of the run.
+/// One run of the enrichment with `count` workers, every review due; with
+/// `window`, a rate limit opens after that many requests of the run.
 async fn enrich_run(
     config: &Config,
     driver: &mut driver::Driver,
@@ -254,56 +218,19 @@ async fn enrich_run(
     count: usize,
     window: Option<(u64, Duration)>,
 ) -> anyhow::Result<Run> {
-    let pool = driver.pool.clone();
-    // Undo any earlier run, so that every review is due again.
-    let undone: bool =
-        sqlx::query_scalar("SELECT to_regclass('pipeline.enrichment_backup') IS NOT NULL")
-            .fetch_one(&pool)
-            .await?;
-    if undone {
-        sqlx::raw_sql(revisions::enrichment::DOWNGRADE_SQL)
-            .execute(&pool)
-            .await
-            .context("undoing the previous run")?;
+    let llm = llm_env(config);
+    let mut env = enrich::base_env(config);
+    env.extend(llm.iter().map(|(k, v)| (*k, v.as_str())));
+    let requests = server.chat_requests();
+    if let Some((after, length)) = window {
+        // The revision's first phase (its tables) sends no model request.
+        server.rate_limit_window(server.requests() + after, length);
     }
-    let workers = start_workers(config, count, bench.concurrency)?;
-    // Let them connect, so that start-up is not measured.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let result = async {
-        let ctx = PlanContext {
-            config,
-            pool: &pool,
-            direction: Direction::Upgrade,
-            data_dir: config.data_dir.clone(),
-        };
-        let phases = revisions::enrichment::REVISION.plan(&ctx).await?;
-        let revision_run_id = driver.store_adhoc(catalogue::ENRICHMENT, &phases).await?;
-        let (asked, requests) = (server.reviews_asked().len(), server.chat_requests());
-        let mut enrich = Duration::ZERO;
-        for (i, phase) in phases.iter().enumerate() {
-            if i == 1 {
-                if let Some((after, length)) = window {
-                    server.rate_limit_window(server.requests() + after, length);
-                }
-            }
-            let started = Instant::now();
-            let title = format!("bench enrich-llm, {count} worker(s): {}", phase.name);
-            driver.run_phase(revision_run_id, i as i32, &title).await?;
-            if i == 1 {
-                enrich = started.elapsed();
-            }
-        }
-        let reviews = server.reviews_asked().len() - asked;
-        let requests = server.chat_requests() - requests;
-        shared::store::delete_revision_run(&pool, revision_run_id).await?;
-        anyhow::Ok(Run {
-            workers: count,
-            reviews,
-            requests,
-            enrich,
-        })
-    }
-    .await;
-    workers.stop(Duration::from_secs(30)).await;
-    result
+    let run = enrich::scaling_run(config, driver, count, bench.concurrency, &env).await?;
+    Ok(Run {
+        workers: count,
+        reviews: run.reviews,
+        requests: server.chat_requests() - requests,
+        enrich: run.elapsed,
+    })
 }
