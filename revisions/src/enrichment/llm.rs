@@ -55,7 +55,9 @@ pub const LLM_CONFIDENCE: f32 = 1.0;
 /// long feature lists go in smaller requests to stay under it.
 pub const MAX_ENUM_VALUES: usize = 1000;
 
-/// Wait before the next request when a 429 names no time.
+/// After a 429 that names no time to wait, how long further 429s count as
+/// the same rate limit (no second halving); the HTTP client's own back-off
+/// spaces the retries.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 
 const SYSTEM_PROMPT: &str = "\
@@ -228,7 +230,10 @@ impl LlmAnalyser {
                     Some(entry) => decide(review, entry),
                     None => Err(match problem_of.get(&review.id) {
                         Some(problem) => (*problem).clone(),
-                        None => format!("no answer for review {} in the output", review.id),
+                        None => format!(
+                            "no answer for review {} in the output of the {} batch",
+                            review.id, batch.status
+                        ),
                     }),
                 }
             };
