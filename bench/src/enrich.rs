@@ -79,23 +79,7 @@ async fn run(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    let loaders = LocalWorkers::start_with_env(2, Some(2), &base_env(config))?;
-    let mut driver = driver::start(config, &options).await?;
-    let setup = async {
-        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
-            .iter()
-            .map(|id| catalogue::find(id).expect("in the catalogue"))
-            .collect();
-        driver
-            .run_path(&path, Direction::Upgrade, &config.data_dir)
-            .await
-    }
-    .await;
-    loaders.stop(Duration::from_secs(30)).await;
-    if let Err(e) = setup {
-        driver.finish(Err(&e)).await;
-        return Err(e);
-    }
+    let mut driver = seeded(config, &options).await?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut runs = Vec::new();
     for &count in &bench.workers {
@@ -107,7 +91,7 @@ async fn run(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
             ("ENRICH_SCOPE", "all"),
             ("ENRICH_THREADS", threads_text.as_str()),
         ]);
-        match scaling_run(config, &mut driver, count, &env).await {
+        match scaling_run(config, &mut driver, count, 1, &env).await {
             Ok(run) => runs.push((run, threads)),
             Err(e) => {
                 driver.finish(Err(&e)).await;
@@ -137,6 +121,33 @@ async fn run(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A driver on the scratch database once the pipeline itself has applied
+/// the extensions, schema and seed revisions (with two local workers). The
+/// extensions come first, as in production: with AGE preloaded by the
+/// server, the enrichment's downgrade (a DROP TABLE) needs ag_catalog.
+pub async fn seeded(config: &Config, options: &RunOptions) -> anyhow::Result<driver::Driver> {
+    let loaders = LocalWorkers::start_with_env(2, Some(2), &base_env(config))?;
+    let mut driver = driver::start(config, options).await?;
+    let setup = async {
+        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
+            .iter()
+            .map(|id| catalogue::find(id).expect("in the catalogue"))
+            .collect();
+        driver
+            .run_path(&path, Direction::Upgrade, &config.data_dir)
+            .await
+    }
+    .await;
+    loaders.stop(Duration::from_secs(30)).await;
+    match setup {
+        Ok(()) => Ok(driver),
+        Err(e) => {
+            driver.finish(Err(&e)).await;
+            Err(e)
+        }
+    }
+}
+
 /// What every worker of the scratch run needs to find its database and queues.
 pub fn base_env(config: &Config) -> Vec<(&'static str, &str)> {
     vec![
@@ -147,12 +158,14 @@ pub fn base_env(config: &Config) -> Vec<(&'static str, &str)> {
     ]
 }
 
-/// One run of the enrichment plan with `count` workers started with `env`,
-/// from no enrichment: the enrich phase's reviews and time.
+/// One run of the enrichment plan with `count` workers started with `env`
+/// (`tasks` at once each), from no enrichment: the enrich phase's reviews
+/// and time.
 pub async fn scaling_run(
     config: &Config,
     driver: &mut driver::Driver,
     count: usize,
+    tasks: usize,
     env: &[(&str, &str)],
 ) -> anyhow::Result<ScalingRun> {
     let pool = driver.pool.clone();
@@ -168,7 +181,7 @@ pub async fn scaling_run(
     let mut env = env.to_vec();
     let rows = config.enrichment.task_rows.to_string();
     env.push(("ENRICH_TASK_ROWS", rows.as_str()));
-    let workers = LocalWorkers::start_with_env(count, Some(1), &env)?;
+    let workers = LocalWorkers::start_with_env(count, Some(tasks), &env)?;
     // Let them connect, so that start-up is not measured.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let result = async {

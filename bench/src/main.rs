@@ -1,4 +1,4 @@
-//! `orchestrator bench runtime|seed|embeddings`: the benchmarks, kept out
+//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm`: the benchmarks, kept out
 //! of the production binary. `orchestrator bench ARGS` runs this binary
 //! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
 //! a module, and works in a scratch database and queue prefix of its own
@@ -6,6 +6,7 @@
 
 mod embeddings;
 mod enrich;
+mod enrich_llm;
 mod runtime;
 mod scratch;
 mod seed;
@@ -74,6 +75,37 @@ enum Command {
         /// Analyser threads per worker (default: cores / workers).
         #[arg(long)]
         threads: Option<usize>,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The enrichment revision's LLM path: enrich workers (1, 2, 4) against
+    /// an in-process OpenAI-compatible fake answering after a fixed delay,
+    /// then the time an injected rate limit costs against the limit itself.
+    EnrichLlm {
+        #[arg(long, default_value_t = 10_000)]
+        reviews: usize,
+        /// Worker process counts to compare.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Delay of the fake provider per chat request, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        delay_ms: u64,
+        /// Reviews per chat request (ENRICH_REVIEWS_PER_REQUEST).
+        #[arg(long, default_value_t = 10)]
+        per_request: usize,
+        /// Chat requests in flight per worker (ENRICH_CONCURRENCY).
+        #[arg(long, default_value_t = 4)]
+        in_flight: usize,
+        /// Review ids per enrich task (ENRICH_TASK_ROWS).
+        #[arg(long, default_value_t = 250)]
+        task_rows: i64,
+        /// Length of the injected rate limit, in milliseconds (0: none).
+        #[arg(long, default_value_t = 3000)]
+        limit_ms: u64,
         /// Keep the scratch database and the generated files.
         #[arg(long)]
         keep: bool,
@@ -180,6 +212,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep,
             };
             enrich::enrich(&config, &options).await
+        }
+        Command::EnrichLlm {
+            reviews,
+            workers,
+            concurrency,
+            delay_ms,
+            per_request,
+            in_flight,
+            task_rows,
+            limit_ms,
+            keep,
+        } => {
+            enrich_llm::enrich_llm(
+                &config,
+                &enrich_llm::EnrichLlmBench {
+                    reviews,
+                    workers,
+                    concurrency: concurrency.max(1),
+                    delay: Duration::from_millis(delay_ms.max(1)),
+                    per_request: per_request.max(1),
+                    in_flight: in_flight.max(1),
+                    task_rows: task_rows.max(1),
+                    limit: Duration::from_millis(limit_ms),
+                    keep,
+                },
+            )
+            .await
         }
         Command::Runtime {
             tasks,

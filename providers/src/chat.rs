@@ -6,15 +6,21 @@
 //! model must answer in exactly that shape), and returns the answer's text,
 //! the prompt and completion tokens it cost and the rate-limit state the
 //! provider reported, so that a caller can sum tokens and adapt its
-//! concurrency. [`ChatClient::complete_json`] also parses the answer. An
-//! answer that is cut short, refused, or not the JSON asked for is a
-//! [`ProviderError::Transient`]: the same request may well succeed again.
+//! concurrency ([`ChatClient::with_observer`] also shows it every attempt).
+//! [`ChatClient::complete_json`] also parses the answer. An answer that is
+//! cut short, refused, or not the JSON asked for is a
+//! [`ProviderError::Unusable`]: the same request may well succeed again.
+//!
+//! The same request can go through the Batch API instead
+//! ([`crate::batch`]): [`ChatClient::batch_line`] writes it as one line of
+//! the input file, and [`ChatClient::read_completion`] reads an answer of
+//! the output file as [`ChatClient::complete`] reads one over HTTP.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shared::config::OpenAiConfig;
 
-use crate::http::{Api, Endpoint, HttpClient, RateLimit};
+use crate::http::{Api, Endpoint, HttpClient, Observer, RateLimit};
 use crate::ProviderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +77,8 @@ pub struct ChatAnswer {
     pub content: String,
     pub usage: Usage,
     pub rate_limit: RateLimit,
+    /// HTTP attempts it took (1 unless a 429, 5xx or time-out was retried).
+    pub attempts: u32,
 }
 
 #[derive(Serialize)]
@@ -162,21 +170,34 @@ impl ChatClient {
         self
     }
 
+    /// Reports every HTTP attempt (retried ones too) to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.http = self.http.with_observer(observer);
+        self
+    }
+
     /// Provider, model and redacted URL, for logs.
     pub fn describe(&self) -> &str {
         self.http.describe()
     }
 
-    pub async fn complete(
-        &self,
-        messages: &[Message],
+    /// The model (OpenAI) or deployment (Azure).
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn api(&self) -> Api {
+        self.http.endpoint().api
+    }
+
+    fn request<'a>(
+        &'a self,
+        messages: &'a [Message],
         schema: Option<&JsonSchema>,
-    ) -> Result<ChatAnswer, ProviderError> {
-        let request = Request {
-            model: match self.http.endpoint().api {
-                Api::OpenAi => Some(&self.model),
-                Api::Azure => None,
-            },
+        with_model: bool,
+    ) -> Request<'a> {
+        Request {
+            model: with_model.then_some(self.model.as_str()),
             messages,
             response_format: schema.map(|s| {
                 serde_json::json!({
@@ -185,34 +206,73 @@ impl ChatClient {
                 })
             }),
             temperature: self.temperature,
-        };
+        }
+    }
+
+    pub async fn complete(
+        &self,
+        messages: &[Message],
+        schema: Option<&JsonSchema>,
+    ) -> Result<ChatAnswer, ProviderError> {
+        // Azure names the deployment in the URL, not in the body.
+        let request = self.request(messages, schema, self.api() == Api::OpenAi);
         let body = serde_json::to_vec(&request)
             .map_err(|e| ProviderError::Permanent(format!("cannot encode the request: {e}")))?;
         let answer = self.http.post_json(&body, "chat").await?;
-        let bad = |what: String| {
-            ProviderError::Transient(format!("{}: unusable answer: {what}", self.describe()))
+        let mut read = self.read_completion(&answer.body)?;
+        read.rate_limit = answer.rate_limit;
+        read.attempts = answer.attempts;
+        Ok(read)
+    }
+
+    /// The request [`ChatClient::complete`] would send, as one line of a
+    /// Batch API input file: `{"custom_id", "method", "url", "body"}`. The
+    /// body names the model for both APIs (Azure routes batch lines by it).
+    pub fn batch_line(
+        &self,
+        custom_id: &str,
+        messages: &[Message],
+        schema: Option<&JsonSchema>,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": crate::batch::chat_url(self.api()),
+            "body": self.request(messages, schema, true),
+        })
+    }
+
+    /// A chat completion's JSON (an HTTP answer's body, or the
+    /// `response.body` of a Batch API output line) as an answer; no
+    /// rate-limit state, one attempt.
+    pub fn read_completion(&self, body: &str) -> Result<ChatAnswer, ProviderError> {
+        let unusable = |what: String, usage: Usage| ProviderError::Unusable {
+            reason: format!("{}: unusable answer: {what}", self.describe()),
+            usage,
         };
-        let response: Response = serde_json::from_str(&answer.body)
-            .map_err(|e| bad(format!("not a chat completion: {e}")))?;
+        let response: Response = serde_json::from_str(body)
+            .map_err(|e| unusable(format!("not a chat completion: {e}"), Usage::default()))?;
+        let usage = response.usage;
         let choice = response
             .choices
             .into_iter()
             .next()
-            .ok_or_else(|| bad("no choices".into()))?;
+            .ok_or_else(|| unusable("no choices".into(), usage))?;
         if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
-            return Err(bad(format!("the model refused: {refusal}")));
+            return Err(unusable(format!("the model refused: {refusal}"), usage));
         }
         if choice.finish_reason.as_deref() == Some("length") {
-            return Err(bad("cut short at the token limit".into()));
+            return Err(unusable("cut short at the token limit".into(), usage));
         }
         let content = choice
             .message
             .content
-            .ok_or_else(|| bad("no content".into()))?;
+            .ok_or_else(|| unusable("no content".into(), usage))?;
         Ok(ChatAnswer {
             content,
-            usage: response.usage,
-            rate_limit: answer.rate_limit,
+            usage,
+            rate_limit: RateLimit::default(),
+            attempts: 1,
         })
     }
 
@@ -223,13 +283,15 @@ impl ChatClient {
         schema: &JsonSchema,
     ) -> Result<(T, ChatAnswer), ProviderError> {
         let answer = self.complete(messages, Some(schema)).await?;
-        let parsed = serde_json::from_str(&answer.content).map_err(|e| {
-            ProviderError::Transient(format!(
-                "{}: the answer is not the JSON asked for ({}): {e}",
-                self.describe(),
-                schema.name
-            ))
-        })?;
+        let parsed =
+            serde_json::from_str(&answer.content).map_err(|e| ProviderError::Unusable {
+                reason: format!(
+                    "{}: the answer is not the JSON asked for ({}): {e}",
+                    self.describe(),
+                    schema.name
+                ),
+                usage: answer.usage,
+            })?;
         Ok((parsed, answer))
     }
 }

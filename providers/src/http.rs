@@ -4,7 +4,8 @@
 //! An [`Endpoint`] is where one operation is (`{OPENAI_BASE_URL}/embeddings`,
 //! `{AZURE_OPENAI_ENDPOINT}/openai/deployments/{name}/chat/completions?api-version=…`)
 //! and how to authenticate there (`Authorization: Bearer` or `api-key`). An
-//! [`HttpClient`] POSTs JSON to it and retries, under
+//! [`HttpClient`] POSTs JSON to it (or sends any method to a path under it:
+//! `files/{id}/content`), and retries, under
 //! [`shared::backoff`], with exponential back-off and jitter:
 //! - 429, honouring `retry-after-ms` / `Retry-After`, or else the reset time
 //!   of an exhausted `x-ratelimit-remaining-*` bucket (`x-ratelimit-reset-*`,
@@ -14,15 +15,17 @@
 //! up to `*_HTTP_MAX_RETRIES` retries and `*_HTTP_MAX_WAIT_SECS` slept in
 //! total; then [`ProviderError::Transient`]. Any other 4xx is
 //! [`ProviderError::Permanent`] at once, with the provider's own message.
-//! Every answer carries the rate-limit headers ([`RateLimit`]) so that a
-//! caller can adapt its concurrency. The key travels in a sensitive header
+//! Every answer carries the rate-limit headers ([`RateLimit`]), and an
+//! [`Observer`] sees every attempt (the retried 429s too), so that a caller
+//! can adapt its concurrency. The key travels in a sensitive header
 //! and is scrubbed from anything the provider sends back; URLs are shown
 //! through [`redact_url`], which also hides key-like query parameters.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
+pub use reqwest::{Method, StatusCode};
 use shared::backoff::{Backoff, Verdict};
 use shared::config::{redact_url, HttpLimits, Secret};
 
@@ -104,6 +107,27 @@ impl Endpoint {
         setting: &str,
     ) -> Result<Self, ProviderError> {
         let (deployment_variable, deployment) = deployment;
+        let mut segments = vec!["deployments", deployment.trim()];
+        segments.extend_from_slice(operation);
+        let endpoint = Self::azure_resource(endpoint, key, &segments, api_version, setting)?;
+        if deployment.trim().is_empty() {
+            return Err(ProviderError::Permanent(format!(
+                "{deployment_variable} must name the Azure OpenAI deployment"
+            )));
+        }
+        Ok(endpoint)
+    }
+
+    /// `{endpoint}/openai/{operation…}?api-version=…` with the `api-key`
+    /// header: the operations of the resource itself (`files`, `batches`),
+    /// not of one deployment.
+    pub fn azure_resource(
+        endpoint: &str,
+        key: &Secret,
+        operation: &[&str],
+        api_version: &str,
+        setting: &str,
+    ) -> Result<Self, ProviderError> {
         if endpoint.trim().is_empty() {
             return Err(ProviderError::Permanent(format!(
                 "AZURE_OPENAI_ENDPOINT must be set for {setting}"
@@ -114,13 +138,8 @@ impl Endpoint {
                 "AZURE_OPENAI_API_KEY must be set for {setting}"
             )));
         }
-        if deployment.trim().is_empty() {
-            return Err(ProviderError::Permanent(format!(
-                "{deployment_variable} must name the Azure OpenAI deployment"
-            )));
-        }
         let mut url = parse_base("AZURE_OPENAI_ENDPOINT", endpoint)?;
-        let mut segments = vec!["openai", "deployments", deployment.trim()];
+        let mut segments = vec!["openai"];
         segments.extend_from_slice(operation);
         push_segments(&mut url, &segments);
         url.query_pairs_mut()
@@ -133,6 +152,14 @@ impl Endpoint {
         })
     }
 
+    /// This endpoint's URL with more path segments (`batches/{id}`); the
+    /// query (Azure's `api-version`) stays.
+    fn url_under(&self, segments: &[&str]) -> Url {
+        let mut url = self.url.clone();
+        push_segments(&mut url, segments);
+        url
+    }
+
     /// The URL as it may be shown.
     pub fn shown(&self) -> String {
         redact_url(self.url.as_str())
@@ -140,7 +167,6 @@ impl Endpoint {
 
     fn auth_headers(&self) -> Result<HeaderMap, ProviderError> {
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.key.is_empty() {
             return Ok(headers);
         }
@@ -274,6 +300,38 @@ enum Failure {
 pub struct Answer {
     pub body: String,
     pub rate_limit: RateLimit,
+    /// Attempts it took, the successful one included.
+    pub attempts: u32,
+}
+
+/// What one attempt came to, as an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempted {
+    /// `None` when no answer came (a time-out, a transport error).
+    pub status: Option<StatusCode>,
+    pub rate_limit: RateLimit,
+}
+
+/// Called after every attempt, the ones the retry policy repeats included,
+/// so that a caller pacing many requests (the enrichment's adaptive
+/// concurrency) sees a 429 as soon as it happens, not only the request's
+/// final outcome.
+pub type Observer = std::sync::Arc<dyn Fn(&Attempted) + Send + Sync>;
+
+/// A request body and its `Content-Type`.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Body<'a> {
+    pub fn json(bytes: &'a [u8]) -> Self {
+        Body {
+            content_type: "application/json",
+            bytes,
+        }
+    }
 }
 
 /// The client for one endpoint.
@@ -281,6 +339,7 @@ pub struct HttpClient {
     client: reqwest::Client,
     endpoint: Endpoint,
     policy: Backoff,
+    observer: Option<Observer>,
     /// For logs and errors: provider, model, redacted URL. Never a secret.
     describe: String,
 }
@@ -307,6 +366,7 @@ impl HttpClient {
             client,
             endpoint,
             policy,
+            observer: None,
             describe,
         })
     }
@@ -322,6 +382,12 @@ impl HttpClient {
         self
     }
 
+    /// Reports every attempt to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     pub fn describe(&self) -> &str {
         &self.describe
     }
@@ -330,14 +396,36 @@ impl HttpClient {
         &self.endpoint
     }
 
-    /// POSTs `body` (JSON), retrying as the module says; the 2xx body and
-    /// its rate-limit state.
+    /// POSTs `body` (JSON) to the endpoint, retrying as the module says; the
+    /// 2xx body and its rate-limit state.
     pub async fn post_json(&self, body: &[u8], what: &str) -> Result<Answer, ProviderError> {
-        let headers = self.endpoint.auth_headers()?;
+        self.send(Method::POST, &[], Some(Body::json(body)), what)
+            .await
+    }
+
+    /// `method` on the endpoint's URL extended by `path` (`&[]`: the
+    /// endpoint itself), under the same retry policy as
+    /// [`HttpClient::post_json`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: Option<Body<'_>>,
+        what: &str,
+    ) -> Result<Answer, ProviderError> {
+        let mut headers = self.endpoint.auth_headers()?;
+        if let Some(body) = body {
+            let content_type = HeaderValue::from_str(body.content_type).map_err(|_| {
+                ProviderError::Permanent(format!("bad content type {:?}", body.content_type))
+            })?;
+            headers.insert(CONTENT_TYPE, content_type);
+        }
+        let url = self.endpoint.url_under(path);
+        let bytes = body.map(|b| b.bytes);
         let mut retries = 0u32;
         let answer = shared::backoff::retry(
             self.policy,
-            || self.attempt(&headers, body),
+            || self.attempt(&method, &url, &headers, bytes),
             |failure| match failure {
                 Failure::Fail(_) => Verdict::Stop,
                 Failure::Retry {
@@ -359,30 +447,50 @@ impl HttpClient {
             },
         )
         .await;
-        answer.map_err(|failure| match failure {
-            Failure::Fail(e) => e,
-            Failure::Retry { reason, .. } => ProviderError::Transient(format!(
+        match answer {
+            Ok(mut answer) => {
+                answer.attempts = retries + 1;
+                Ok(answer)
+            }
+            Err(Failure::Fail(e)) => Err(e),
+            Err(Failure::Retry { reason, .. }) => Err(ProviderError::Transient(format!(
                 "{}: gave up after {} attempts: {reason}",
                 self.describe,
                 retries + 1
-            )),
-        })
+            ))),
+        }
     }
 
-    async fn attempt(&self, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Failure> {
-        let sent = self
+    fn observe(&self, status: Option<StatusCode>, rate_limit: RateLimit) {
+        if let Some(observer) = &self.observer {
+            observer(&Attempted { status, rate_limit });
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<Answer, Failure> {
+        let mut request = self
             .client
-            .post(self.endpoint.url.clone())
-            .headers(headers.clone())
-            .body(body.to_vec())
-            .send()
-            .await;
-        let mut response = sent.map_err(|e| Failure::Retry {
-            reason: transport_error(&e),
-            wait_at_least: None,
+            .request(method.clone(), url.clone())
+            .headers(headers.clone());
+        if let Some(body) = body {
+            request = request.body(body.to_vec());
+        }
+        let mut response = request.send().await.map_err(|e| {
+            self.observe(None, RateLimit::default());
+            Failure::Retry {
+                reason: transport_error(&e),
+                wait_at_least: None,
+            }
         })?;
         let status = response.status();
         let rate_limit = RateLimit::from_headers(response.headers());
+        self.observe(Some(status), rate_limit);
         let wait_at_least = rate_limit.wait_hint();
         let mut bytes = Vec::new();
         loop {
@@ -412,6 +520,7 @@ impl HttpClient {
             return Ok(Answer {
                 body: text,
                 rate_limit,
+                attempts: 1,
             });
         }
         let message = self.scrub(&provider_message(&text));

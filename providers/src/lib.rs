@@ -6,8 +6,11 @@
 //! - [`embed`]: the [`embed::Embedder`] trait, the local model, the OpenAI
 //!   and Azure embedders on [`http`], and the texts they embed;
 //! - [`chat`]: a chat completions client on [`http`], with structured
-//!   (`json_schema`, strict) answers and token usage.
+//!   (`json_schema`, strict) answers and token usage;
+//! - [`batch`]: the Batch API (`files`, `batches`) for chat requests sent
+//!   as a JSONL file and answered within 24 hours, at half the price.
 
+pub mod batch;
 pub mod chat;
 pub mod embed;
 pub mod http;
@@ -19,8 +22,12 @@ pub enum ProviderError {
     /// folder that does not load...): fail with this message.
     #[error("{0}")]
     Permanent(String),
-    /// It might pass later: retries were exhausted on 429, 5xx or time-outs,
-    /// or a chat answer did not parse (a caller may ask again).
+    /// It might pass later: retries were exhausted on 429, 5xx or time-outs.
     #[error("{0}")]
     Transient(String),
+    /// The provider answered, but not with what was asked: a chat answer
+    /// cut short, refused, or not the JSON of its schema. Asking again may
+    /// well do; the answer's tokens were spent all the same.
+    #[error("{reason}")]
+    Unusable { reason: String, usage: chat::Usage },
 }

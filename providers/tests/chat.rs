@@ -173,7 +173,7 @@ async fn malformed_json_is_an_error_the_caller_can_retry() {
         .complete_json::<serde_json::Value>(&messages(), &sentiment_schema())
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::Transient(_)), "{err}");
+    assert!(matches!(err, ProviderError::Unusable { .. }), "{err}");
     assert!(err.to_string().contains("review_aspects"), "{err}");
     let (again, _): (serde_json::Value, _) = chat
         .complete_json(&messages(), &sentiment_schema())
@@ -212,5 +212,37 @@ async fn azure_goes_to_the_deployment_with_the_api_version_and_key_header() {
     assert!(
         err.contains("AZURE_OPENAI_API_KEY") && err.contains("ENRICH_PROVIDER"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_observer_sees_every_attempt_the_retried_429s_too() {
+    let server = fake().await;
+    server.fail_next_with(
+        2,
+        429,
+        None,
+        &[("retry-after-ms", "20")],
+        "Rate limit reached for requests",
+    );
+    server.answer_chat(&[r#"{"reviews": []}"#]);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let chat = client(&server, &[]).with_observer({
+        let seen = seen.clone();
+        std::sync::Arc::new(move |a: &providers::http::Attempted| {
+            seen.lock()
+                .unwrap()
+                .push((a.status.map(|s| s.as_u16()), a.rate_limit.retry_after));
+        })
+    });
+    let answer = chat
+        .complete(&messages(), Some(&sentiment_schema()))
+        .await
+        .unwrap();
+    assert_eq!(answer.attempts, 3);
+    let ms20 = Some(Duration::from_millis(20));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Some(429), ms20), (Some(429), ms20), (Some(200), None)]
     );
 }

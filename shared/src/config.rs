@@ -342,7 +342,8 @@ pub struct EnrichmentConfig {
     pub task_rows: i64,
     /// Reviews in one chat request.
     pub reviews_per_request: usize,
-    /// Chat requests in flight per task (the most; rate limits lower it).
+    /// Chat requests in flight per worker process, all its tasks together
+    /// (the most; rate limits lower it).
     pub concurrency: usize,
     /// Tries of one request whose answer is unusable (malformed, a review
     /// missing, an unknown sentiment) before its reviews are recorded failed.

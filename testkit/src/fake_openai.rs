@@ -1,35 +1,47 @@
 //! A stand-in for an OpenAI-compatible (and Azure OpenAI) API, served in
-//! this process: `orchestrator bench embeddings` measures the pipeline
-//! against it, and tests count and check what reaches the provider with it.
+//! this process: `orchestrator bench embeddings` and `bench enrich-llm`
+//! measure the pipeline against it, and tests count and check what reaches
+//! the provider with it.
 //!
-//! Routes (OpenAI's `/v1/…` and Azure's
-//! `/openai/deployments/<name>/…?api-version=…`, which also needs the
-//! `api-key` header, as Azure does):
+//! Routes (OpenAI's `/v1/…` and Azure's `/openai/…?api-version=…`, which
+//! also needs the `api-key` header, as Azure does):
 //! - `POST …/embeddings`, after a fixed delay, with one random unit vector
 //!   per input (the same text always gets the same vector; `dimensions` in
 //!   the request is honoured, else the configured default), as floats or
 //!   base64 as `encoding_format` asks;
-//! - `POST …/chat/completions`: it checks the messages and, when there is a
-//!   `response_format` of type `json_schema`, that it is `strict` and that
-//!   every object of the schema lists all its properties as required and
-//!   forbids others (a 400 with the API's kind of message otherwise); it
-//!   answers the scripted contents in turn (`{}` when none is left), with
-//!   `usage` counted in words.
+//! - `POST …/chat/completions`, after the same delay: it checks the
+//!   messages and, when there is a `response_format` of type `json_schema`,
+//!   that it is `strict` and that every object of the schema lists all its
+//!   properties as required and forbids others (a 400 with the API's kind
+//!   of message otherwise); it answers the scripted contents in turn, then
+//!   `{}` — or, once [`FakeOpenAi::answer_chat_automatically`] is called, a
+//!   valid instance of the request's schema ([`answers`]), with the faults a
+//!   test asks for ([`ChatFault`]); `usage` is counted in words;
+//! - the Batch API ([`batch`]): `POST files`, `GET files/{id}/content`,
+//!   `POST batches`, `GET batches/{id}`, without the delay.
 //!
 //! Failures can be scripted: the next N requests answer with a status, an
 //! optional `Retry-After`, any headers (`x-ratelimit-*`) and an error
-//! message; headers can be added to every answer.
+//! message; headers can be added to every answer; and a rate-limit window
+//! ([`FakeOpenAi::rate_limit_window`]) answers every model request with 429
+//! for a while, with `Retry-After` and `x-ratelimit-*` saying until when.
 //!
 //! HTTP/1.1 with keep-alive, written directly on tokio: it only has to speak
 //! to HTTP clients sending `Content-Length` bodies, and stays cheap enough
 //! that the pipeline, not the fake, is what a benchmark measures.
 
+pub mod answers;
+pub mod batch;
+
+pub use answers::ChatFault;
+pub use batch::BatchTiming;
+
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -89,6 +101,38 @@ struct State {
     answer_headers: Mutex<Vec<(String, String)>>,
     /// Pre-serialised vectors per (dimensions, base64).
     pools: Mutex<HashMap<(usize, bool), VectorPool>>,
+    started: Instant,
+    chat: Mutex<ChatState>,
+    chat_auto: AtomicBool,
+    chat_requests: AtomicU64,
+    chat_in_flight: AtomicUsize,
+    /// Delays of the next model requests, instead of the usual one.
+    slow: Mutex<VecDeque<Duration>>,
+    window: Mutex<RateWindow>,
+    batches: Mutex<batch::Store>,
+    batch_submissions: AtomicU64,
+}
+
+#[derive(Default)]
+struct ChatState {
+    /// Faults of the next automatic answers, one each, on its first review.
+    next_faults: VecDeque<ChatFault>,
+    /// Faults on a review in every automatic answer that holds it.
+    review_faults: HashMap<String, ChatFault>,
+    /// The review ids of every chat request, in the order they came.
+    reviews_asked: Vec<String>,
+    /// Chat requests in flight when each one came, with when it came.
+    arrivals: Vec<(Duration, usize)>,
+    max_in_flight: usize,
+}
+
+/// Every model request between `start` and `start + length` is refused
+/// with 429; the window opens when a request comes after `after_requests`.
+#[derive(Default)]
+struct RateWindow {
+    armed: Option<(u64, Duration)>,
+    open: Option<(Instant, Duration)>,
+    refused: u64,
 }
 
 /// The running server; stops when dropped.
@@ -124,6 +168,15 @@ impl FakeOpenAi {
             chat_answers: Mutex::new(VecDeque::new()),
             answer_headers: Mutex::new(Vec::new()),
             pools: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            chat: Mutex::new(ChatState::default()),
+            chat_auto: AtomicBool::new(false),
+            chat_requests: AtomicU64::new(0),
+            chat_in_flight: AtomicUsize::new(0),
+            slow: Mutex::new(VecDeque::new()),
+            window: Mutex::new(RateWindow::default()),
+            batches: Mutex::new(batch::Store::default()),
+            batch_submissions: AtomicU64::new(0),
         });
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -240,6 +293,96 @@ impl FakeOpenAi {
         *self.state.always.lock().unwrap() = None;
         self.state.failures.lock().unwrap().clear();
     }
+
+    /// The next `times` model requests take `delay` to answer (longer than
+    /// a client's time-out: a time-out).
+    pub fn slow_next(&self, times: usize, delay: Duration) {
+        let mut slow = self.state.slow.lock().unwrap();
+        slow.extend(std::iter::repeat_n(delay, times));
+    }
+
+    /// Chat completions with no scripted content left answer a valid
+    /// instance of their schema (see [`answers`]) instead of `{}`.
+    pub fn answer_chat_automatically(&self) {
+        self.state.chat_auto.store(true, Ordering::Relaxed);
+    }
+
+    /// The next `times` automatic answers have `fault` on their first
+    /// review (in key order); [`ChatFault::Malformed`] spoils the whole text.
+    pub fn fault_next_chat(&self, times: usize, fault: ChatFault) {
+        let mut chat = self.state.chat.lock().unwrap();
+        chat.next_faults.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Every automatic answer holding review `id` has `fault` on it.
+    pub fn fault_review(&self, id: impl ToString, fault: ChatFault) {
+        let mut chat = self.state.chat.lock().unwrap();
+        chat.review_faults.insert(id.to_string(), fault);
+    }
+
+    pub fn clear_faults(&self) {
+        let mut chat = self.state.chat.lock().unwrap();
+        chat.next_faults.clear();
+        chat.review_faults.clear();
+    }
+
+    /// The review ids (the keys of the schema's `reviews`) of every chat
+    /// request received so far, batch lines included, in arrival order; an
+    /// id asked twice is there twice.
+    pub fn reviews_asked(&self) -> Vec<String> {
+        self.state.chat.lock().unwrap().reviews_asked.clone()
+    }
+
+    /// Chat requests received (over HTTP; batch lines not counted).
+    pub fn chat_requests(&self) -> u64 {
+        self.state.chat_requests.load(Ordering::Relaxed)
+    }
+
+    /// The most chat requests that were in flight at once.
+    pub fn max_chat_in_flight(&self) -> usize {
+        self.state.chat.lock().unwrap().max_in_flight
+    }
+
+    /// For each chat request, when it came (since the server started) and
+    /// how many were in flight with it.
+    pub fn chat_arrivals(&self) -> Vec<(Duration, usize)> {
+        self.state.chat.lock().unwrap().arrivals.clone()
+    }
+
+    /// Once `after_requests` model requests (chat or embeddings) have come,
+    /// every one for `length` is refused with 429, `retry-after-ms` and
+    /// `Retry-After` saying when the window closes, and
+    /// `x-ratelimit-remaining-requests: 0` with the matching reset.
+    pub fn rate_limit_window(&self, after_requests: u64, length: Duration) {
+        let mut window = self.state.window.lock().unwrap();
+        window.armed = Some((after_requests, length));
+        window.open = None;
+        window.refused = 0;
+    }
+
+    /// When the rate-limit window opened (since the server started), how
+    /// long it lasted, and how many requests it refused.
+    pub fn rate_limit_window_seen(&self) -> Option<(Duration, Duration, u64)> {
+        let window = self.state.window.lock().unwrap();
+        window
+            .open
+            .map(|(at, length)| (at - self.state.started, length, window.refused))
+    }
+
+    /// When batches complete (default: the second status read).
+    pub fn set_batch_timing(&self, timing: BatchTiming) {
+        self.state.batches.lock().unwrap().timing = timing;
+    }
+
+    /// The next batch created fails as a whole with this message.
+    pub fn fail_next_batch(&self, message: &str) {
+        self.state.batches.lock().unwrap().fail_next = Some(message.to_string());
+    }
+
+    /// Batches created (`POST batches` that succeeded).
+    pub fn batch_submissions(&self) -> u64 {
+        self.state.batch_submissions.load(Ordering::Relaxed)
+    }
 }
 
 async fn serve(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
@@ -314,13 +457,111 @@ fn error_body(message: &str, kind: &str) -> String {
         .to_string()
 }
 
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Embeddings,
+    Chat,
+    Upload,
+    FileContent(String),
+    CreateBatch,
+    Batch(String),
+}
+
+impl Route {
+    /// The route of `method path` (without the query), and whether it is
+    /// Azure's (`/openai/…`).
+    fn parse(method: &str, path: &str) -> Option<(Route, bool)> {
+        let azure = path.starts_with("/openai/");
+        if method == "POST" && path.ends_with("/embeddings") {
+            return Some((Route::Embeddings, azure));
+        }
+        if method == "POST" && path.ends_with("/chat/completions") {
+            return Some((Route::Chat, azure));
+        }
+        let rest = if azure {
+            &path["/openai".len()..]
+        } else {
+            path.strip_prefix("/v1").unwrap_or(path)
+        };
+        let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+        let route = match (method, segments.as_slice()) {
+            ("POST", ["files"]) => Route::Upload,
+            ("GET", ["files", id, "content"]) => Route::FileContent(id.to_string()),
+            ("POST", ["batches"]) => Route::CreateBatch,
+            ("GET", ["batches", id]) => Route::Batch(id.to_string()),
+            _ => return None,
+        };
+        Some((route, azure))
+    }
+
+    fn is_model(&self) -> bool {
+        matches!(self, Route::Embeddings | Route::Chat)
+    }
+}
+
+/// Counts a chat request in flight while it lives.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let now = state.chat_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut chat = state.chat.lock().unwrap();
+        chat.arrivals.push((state.started.elapsed(), now));
+        chat.max_in_flight = chat.max_in_flight.max(now);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.chat_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An answer: status, headers beyond the usual ones, body.
+type Reply = (u16, Vec<(String, String)>, String);
+
+/// The 429 of an open rate-limit window, if this request falls in one.
+fn rate_limited(state: &State) -> Option<Reply> {
+    let mut window = state.window.lock().unwrap();
+    let now = Instant::now();
+    if let Some((after, length)) = window.armed {
+        if state.requests.load(Ordering::Relaxed) > after {
+            window.armed = None;
+            window.open = Some((now, length));
+        }
+    }
+    let (opened, length) = window.open?;
+    let left = (opened + length).checked_duration_since(now)?;
+    window.refused += 1;
+    let ms = left.as_millis().max(1);
+    let headers = vec![
+        ("retry-after-ms".to_string(), ms.to_string()),
+        ("retry-after".to_string(), ms.div_ceil(1000).to_string()),
+        (
+            "x-ratelimit-remaining-requests".to_string(),
+            "0".to_string(),
+        ),
+        ("x-ratelimit-reset-requests".to_string(), format!("{ms}ms")),
+    ];
+    Some((
+        429,
+        headers,
+        error_body(
+            "Rate limit reached for requests. Please try again later.",
+            "rate_limit_error",
+        ),
+    ))
+}
+
 async fn answer(
     state: &State,
     method: &str,
     path: &str,
     headers: Vec<(String, String)>,
     body: &[u8],
-) -> (u16, Vec<(String, String)>, String) {
+) -> Reply {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
     {
         let mut last = state.last.lock().unwrap();
@@ -334,13 +575,8 @@ async fn answer(
         });
     }
     state.requests.fetch_add(1, Ordering::Relaxed);
-    if !state.options.delay.is_zero() {
-        tokio::time::sleep(state.options.delay).await;
-    }
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
-    let is_embeddings = route.ends_with("/embeddings");
-    let is_chat = route.ends_with("/chat/completions");
-    if method != "POST" || !(is_embeddings || is_chat) {
+    let Some((kind, azure)) = Route::parse(method, route) else {
         return (
             404,
             vec![],
@@ -349,8 +585,23 @@ async fn answer(
                 "invalid_request_error",
             ),
         );
+    };
+    let _in_flight = (kind == Route::Chat).then(|| {
+        state.chat_requests.fetch_add(1, Ordering::Relaxed);
+        InFlight::enter(state)
+    });
+    if kind.is_model() {
+        // A rate limit answers at once: no answer is generated.
+        if let Some(refused) = rate_limited(state) {
+            return refused;
+        }
+        let delay = state.slow.lock().unwrap().pop_front();
+        let delay = delay.unwrap_or(state.options.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
     }
-    if route.starts_with("/openai/deployments/") {
+    if azure {
         if !query.split('&').any(|p| p.starts_with("api-version=")) {
             return (
                 404,
@@ -389,10 +640,23 @@ async fn answer(
         return (failure.status, extra, error_body(&failure.message, kind));
     }
     let answer_headers = state.answer_headers.lock().unwrap().clone();
-    if is_chat {
-        let (status, body) = chat_answer(state, &parsed);
-        return (status, answer_headers, body);
-    }
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let (status, body) = match kind {
+        Route::Chat => chat_answer(state, &parsed),
+        Route::Embeddings => embeddings_answer(state, &parsed),
+        Route::Upload => upload(state, content_type, body),
+        Route::FileContent(id) => file_content(state, &id),
+        Route::CreateBatch => create_batch(state, &parsed, azure),
+        Route::Batch(id) => read_batch(state, &id),
+    };
+    (status, answer_headers, body)
+}
+
+fn embeddings_answer(state: &State, parsed: &serde_json::Value) -> (u16, String) {
     let inputs: Vec<String> = match parsed.get("input") {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
         Some(serde_json::Value::Array(items)) => items
@@ -406,7 +670,6 @@ async fn answer(
         _ => {
             return (
                 400,
-                vec![],
                 error_body("'input' is a required property", "invalid_request_error"),
             )
         }
@@ -414,7 +677,6 @@ async fn answer(
     if inputs.iter().any(|s| s.is_empty()) {
         return (
             400,
-            vec![],
             error_body(
                 "'$.input' is invalid: empty strings are not accepted",
                 "invalid_request_error",
@@ -456,7 +718,7 @@ async fn answer(
     if state.options.record_texts {
         state.texts.lock().unwrap().extend(inputs);
     }
-    (200, answer_headers, out)
+    (200, out)
 }
 
 /// A chat completion, after checking the request as the API does.
@@ -484,13 +746,24 @@ fn chat_answer(state: &State, request: &serde_json::Value) -> (u16, String) {
             return invalid(message);
         }
     }
-    let content = state
-        .chat_answers
+    let schema = request.pointer("/response_format/json_schema/schema");
+    let keys = schema.map(answers::review_keys).unwrap_or_default();
+    state
+        .chat
         .lock()
         .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| "{}".to_string());
-    let completion_tokens = content.split_whitespace().count().max(1);
+        .reviews_asked
+        .extend(keys.iter().cloned());
+    let scripted = state.chat_answers.lock().unwrap().pop_front();
+    let content = match (scripted, schema) {
+        (Some(content), _) => content,
+        (None, Some(schema)) if state.chat_auto.load(Ordering::Relaxed) => {
+            automatic_answer(state, schema, &keys)
+        }
+        (None, _) => "{}".to_string(),
+    };
+    // About four characters a token, as the models' tokenisers count JSON.
+    let completion_tokens = content.len().div_ceil(4).max(1);
     let model = request
         .get("model")
         .and_then(|m| m.as_str())
@@ -511,6 +784,231 @@ fn chat_answer(state: &State, request: &serde_json::Value) -> (u16, String) {
         },
     });
     (200, body.to_string())
+}
+
+/// A valid instance of `schema`, with the faults asked for on its reviews.
+fn automatic_answer(state: &State, schema: &serde_json::Value, keys: &[String]) -> String {
+    let mut answer = answers::instance(schema, schema);
+    let mut faults: Vec<(String, ChatFault)> = Vec::new();
+    {
+        let mut chat = state.chat.lock().unwrap();
+        if let Some(first) = keys.first() {
+            if let Some(fault) = chat.next_faults.pop_front() {
+                faults.push((first.clone(), fault));
+            }
+        }
+        for key in keys {
+            if let Some(fault) = chat.review_faults.get(key) {
+                faults.push((key.clone(), *fault));
+            }
+        }
+    }
+    for (key, fault) in faults {
+        if answers::apply_fault(&mut answer, &key, fault).is_none() {
+            return answers::malformed(&answer);
+        }
+    }
+    answer.to_string()
+}
+
+/// `POST files`: a batch input file, kept as it came.
+fn upload(state: &State, content_type: &str, body: &[u8]) -> (u16, String) {
+    let invalid = |message: String| (400, error_body(&message, "invalid_request_error"));
+    let (purpose, filename, content) = match batch::parse_upload(content_type, body) {
+        Ok(parts) => parts,
+        Err(message) => return invalid(message),
+    };
+    if purpose != "batch" {
+        return invalid(format!(
+            "this fake only takes batch input files, not purpose {purpose:?}"
+        ));
+    }
+    if let Some((n, e)) = content
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .find_map(|(n, l)| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .err()
+                .map(|e| (n, e))
+        })
+    {
+        return invalid(format!("the file is not JSONL: line {}: {e}", n + 1));
+    }
+    let mut store = state.batches.lock().unwrap();
+    let id = store.new_id("file");
+    let bytes = content.len();
+    store.files.insert(
+        id.clone(),
+        batch::StoredFile {
+            bytes: content,
+            purpose: purpose.clone(),
+        },
+    );
+    let body = serde_json::json!({
+        "id": id, "object": "file", "bytes": bytes, "created_at": unix_now(),
+        "filename": filename, "purpose": purpose, "status": "processed",
+    });
+    (200, body.to_string())
+}
+
+fn file_content(state: &State, id: &str) -> (u16, String) {
+    match state.batches.lock().unwrap().files.get(id) {
+        Some(file) => (200, file.bytes.clone()),
+        None => (
+            404,
+            error_body(
+                &format!("No such File object: {id}"),
+                "invalid_request_error",
+            ),
+        ),
+    }
+}
+
+/// `POST batches`: a batch of chat completions on an uploaded file.
+fn create_batch(state: &State, request: &serde_json::Value, azure: bool) -> (u16, String) {
+    let invalid = |message: String| (400, error_body(&message, "invalid_request_error"));
+    let endpoint = if azure {
+        "/chat/completions"
+    } else {
+        "/v1/chat/completions"
+    };
+    let Some(input) = request.get("input_file_id").and_then(|v| v.as_str()) else {
+        return invalid("'input_file_id' is a required property".into());
+    };
+    if request.get("endpoint").and_then(|v| v.as_str()) != Some(endpoint) {
+        return invalid(format!(
+            "'endpoint' must be {endpoint} for chat completions"
+        ));
+    }
+    if request.get("completion_window").and_then(|v| v.as_str()) != Some("24h") {
+        return invalid("'completion_window' must be 24h".into());
+    }
+    let mut store = state.batches.lock().unwrap();
+    let Some(file) = store.files.get(input) else {
+        return (
+            404,
+            error_body(
+                &format!("No such File object: {input}"),
+                "invalid_request_error",
+            ),
+        );
+    };
+    if file.purpose != "batch" {
+        return invalid(format!("file {input} was not uploaded for batch"));
+    }
+    let mut errors = Vec::new();
+    if let Err(error) = batch::check_input(&file.bytes, endpoint, azure) {
+        errors.push(error);
+    }
+    if let Some(message) = store.fail_next.take() {
+        errors.push(serde_json::json!({"code": "server_error", "message": message, "param": null, "line": null}));
+    }
+    let id = store.new_id("batch");
+    let stored = batch::StoredBatch {
+        input_file_id: input.to_string(),
+        endpoint: endpoint.to_string(),
+        created: Instant::now(),
+        created_at: unix_now(),
+        polls: 0,
+        status: "validating".into(),
+        output_file_id: None,
+        error_file_id: None,
+        errors,
+        counts: (0, 0, 0),
+    };
+    let body = stored.to_json(&id);
+    store.batches.insert(id, stored);
+    state.batch_submissions.fetch_add(1, Ordering::Relaxed);
+    (200, body.to_string())
+}
+
+/// `GET batches/{id}`: its state, moved on as [`BatchTiming`] says.
+fn read_batch(state: &State, id: &str) -> (u16, String) {
+    let mut store = state.batches.lock().unwrap();
+    let timing = store.timing;
+    let Some(batch) = store.batches.get_mut(id) else {
+        return (
+            404,
+            error_body(
+                &format!("No such Batch object: {id}"),
+                "invalid_request_error",
+            ),
+        );
+    };
+    if !matches!(batch.status.as_str(), "validating" | "in_progress") {
+        return (200, batch.to_json(id).to_string());
+    }
+    batch.polls += 1;
+    if !batch.errors.is_empty() {
+        batch.status = "failed".into();
+        return (200, batch.to_json(id).to_string());
+    }
+    if batch.polls <= timing.pending_polls || batch.created.elapsed() < timing.min_delay {
+        batch.status = "in_progress".into();
+        return (200, batch.to_json(id).to_string());
+    }
+    let input_file_id = batch.input_file_id.clone();
+    let input = store
+        .files
+        .get(&input_file_id)
+        .map(|f| f.bytes.clone())
+        .unwrap_or_default();
+    drop(store);
+    // The lines run as chat completions would, outside the store's lock.
+    let (mut output, mut failed_lines) = (String::new(), String::new());
+    let (mut total, mut completed, mut failed) = (0u64, 0u64, 0u64);
+    for (n, line) in input.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let body = line.get("body").cloned().unwrap_or_default();
+        let (status, answer) = chat_answer(state, &body);
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        let out = serde_json::json!({
+            "id": format!("batch_req_{n}"),
+            "custom_id": line.get("custom_id"),
+            "response": {"status_code": status, "request_id": format!("req_{n}"), "body": answer},
+            "error": null,
+        });
+        total += 1;
+        let file = if status == 200 {
+            completed += 1;
+            &mut output
+        } else {
+            failed += 1;
+            &mut failed_lines
+        };
+        file.push_str(&out.to_string());
+        file.push('\n');
+    }
+    let mut store = state.batches.lock().unwrap();
+    let keep = |store: &mut batch::Store, bytes: String| {
+        let file_id = store.new_id("file");
+        store.files.insert(
+            file_id.clone(),
+            batch::StoredFile {
+                bytes,
+                purpose: "batch_output".into(),
+            },
+        );
+        file_id
+    };
+    let output_id = keep(&mut store, output);
+    let error_id = (!failed_lines.is_empty()).then(|| keep(&mut store, failed_lines));
+    let Some(batch) = store.batches.get_mut(id) else {
+        return (500, error_body("the batch vanished", "server_error"));
+    };
+    batch.status = "completed".into();
+    batch.output_file_id = Some(output_id);
+    batch.error_file_id = error_id;
+    batch.counts = (total, completed, failed);
+    (200, batch.to_json(id).to_string())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// What the API demands of a structured-output request.

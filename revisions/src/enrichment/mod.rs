@@ -27,6 +27,7 @@ use sqlx::{Connection, Executor as _};
 use std::sync::Arc;
 
 pub mod analyser;
+pub mod llm;
 mod plan;
 pub mod report;
 pub mod reviews;
@@ -73,10 +74,7 @@ pub fn build_analyser(config: &Config) -> Result<Arc<dyn ReviewAnalyser>, String
         ))),
         EnrichProvider::OpenAi | EnrichProvider::AzureOpenAi => {
             check_provider_settings(config).map_err(|e| e.to_string())?;
-            Err(format!(
-                "ENRICH_PROVIDER={} is not built into this worker yet",
-                config.enrichment.provider
-            ))
+            Ok(Arc::new(llm::LlmAnalyser::new(config)?))
         }
     }
 }
