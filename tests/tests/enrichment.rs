@@ -379,3 +379,203 @@ async fn a_worker_killed_mid_run_loses_no_review_and_writes_none_twice() {
     );
     env.cleanup().await;
 }
+
+/// The fake answers chat completions by itself; the enrichment goes to it.
+fn use_llm(env: &mut TestEnv, server: &FakeOpenAi) {
+    server.answer_chat_automatically();
+    env.set_env("ENRICH_PROVIDER", "openai");
+    env.set_env("LLM_MODEL", "gpt-4o-mini");
+}
+
+/// The sample products and features, with the hand-made reviews.
+fn small_data_dir(name: &str) -> std::path::PathBuf {
+    let dir = copy_sample(name);
+    write_reviews(&dir);
+    dir
+}
+
+fn asked(server: &FakeOpenAi, from: usize) -> Vec<String> {
+    let mut ids: Vec<String> = server.reviews_asked()[from..].to_vec();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn llm_answers_go_to_both_places_and_a_rerun_asks_only_for_the_changed_reviews() {
+    let mut env = TestEnv::new("enrich_llm").await;
+    let server = instant_embeddings(&mut env).await;
+    use_llm(&mut env, &server);
+    let dir = small_data_dir("enrich-llm");
+    env.start_worker(&["--role", "all"]);
+    let output = env
+        .orchestrator(&["upgrade", ENRICHMENT, "--data-dir", dir.to_str().unwrap()])
+        .await;
+    assert_success(&output);
+
+    // The request: strict structured output, each review with its own names.
+    let chat = server
+        .last_requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/chat/completions"))
+        .expect("a chat request");
+    let format = &chat.body["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["strict"], true);
+    let schema = format["json_schema"]["schema"].to_string();
+    for name in ["Battery Life", "Noise Cancellation", "Touch Controls"] {
+        assert!(schema.contains(name), "{name} is an allowed name: {schema}");
+    }
+    assert_eq!(
+        asked(&server, 0),
+        ["2", "3", "4", "5", "6"],
+        "review 1 is complete"
+    );
+
+    let decided = env
+        .scalar(
+            "SELECT count(*) FROM public.product_reviews
+              WHERE id BETWEEN 2 AND 6 AND feature_id IS NOT NULL AND sentiment IS NOT NULL",
+        )
+        .await;
+    assert_eq!(decided, 5, "main aspects written to product_reviews");
+    assert_eq!(
+        env.scalar(
+            "SELECT count(DISTINCT review_id) FROM public.review_feature_sentiments WHERE source = 'openai:gpt-4o-mini'"
+        )
+        .await,
+        5,
+        "aspects written to review_feature_sentiments"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.product_reviews WHERE id = 2 AND feature_id = 4")
+            .await,
+        1,
+        "the data's feature stays the main one"
+    );
+    let report = text(&output);
+    assert!(
+        !report.contains("tokens: 0 prompt") && report.contains("tokens: "),
+        "tokens are counted:\n{report}"
+    );
+
+    let before = server.reviews_asked().len();
+    sqlx::raw_sql(
+        "UPDATE public.product_reviews SET review = review || ' Update: still fine.' WHERE id IN (3, 5, 6)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    assert_success(&env.orchestrator(&["rerun", ENRICHMENT]).await);
+    assert_eq!(
+        asked(&server, before),
+        ["3", "5", "6"],
+        "exactly the changed reviews"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn unusable_answers_fail_their_reviews_the_share_fails_the_revision_and_a_rerun_retries_them()
+{
+    let mut env = TestEnv::new("enrich_llm_fail").await;
+    let server = instant_embeddings(&mut env).await;
+    use_llm(&mut env, &server);
+    env.set_env("ENRICH_ANSWER_TRIES", "2");
+    let dir = small_data_dir("enrich-llm-fail");
+    env.start_worker(&["--role", "all"]);
+    // Review 3 is always left out of the answers; review 5 gets a feature
+    // it does not have, which is dropped.
+    server.fault_review(3, testkit::fake_openai::ChatFault::MissingReview);
+    server.fault_review(5, testkit::fake_openai::ChatFault::UnknownFeature);
+    let output = env
+        .orchestrator(&["upgrade", ENRICHMENT, "--data-dir", dir.to_str().unwrap()])
+        .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let shown = text(&output);
+    assert!(
+        shown.contains("1 of the 5 reviews sent could not be decided")
+            && shown.contains("review 3"),
+        "{shown}"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.enrichment_failures WHERE review_id = 3")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM public.review_feature_sentiments WHERE review_id IN (2, 4, 5, 6)"
+        )
+        .await
+            > 0,
+        true,
+        "the rest of the task committed"
+    );
+    assert!(shown.contains("were dropped"), "{shown}");
+    let status = text(&env.orchestrator(&["status"]).await);
+    assert!(status.contains("failed: 1 review(s)"), "{status}");
+
+    // A higher allowance lets the same run complete; a re-run retries review 3.
+    env.set_env("ENRICH_MAX_FAILED_SHARE", "0.5");
+    env.kill_workers().await;
+    env.start_worker(&["--role", "all"]);
+    assert_success(&env.orchestrator(&["upgrade", ENRICHMENT]).await);
+    server.clear_faults();
+    let before = server.reviews_asked().len();
+    assert_success(&env.orchestrator(&["rerun", ENRICHMENT]).await);
+    assert_eq!(asked(&server, before), ["3"], "only the failed review");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.enrichment_failures")
+            .await,
+        0
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_batch_api_is_submitted_once_even_when_its_worker_dies_before_collecting() {
+    let mut env = TestEnv::new("enrich_batch").await;
+    let server = instant_embeddings(&mut env).await;
+    use_llm(&mut env, &server);
+    server.set_batch_timing(testkit::fake_openai::BatchTiming {
+        pending_polls: 2,
+        min_delay: Duration::ZERO,
+    });
+    env.set_env("ENRICH_BATCH_API", "true");
+    env.set_env("ENRICH_BATCH_POLL_SECS", "1");
+    let dir = small_data_dir("enrich-batch");
+    env.start_worker(&["--role", "seed,embed"]);
+    assert_success(
+        &env.orchestrator(&["upgrade", EMBEDDINGS, "--data-dir", dir.to_str().unwrap()])
+            .await,
+    );
+    let victim = env.start_worker(&["--role", "enrich"]);
+    let run = env.spawn_orchestrator(&["upgrade", ENRICHMENT]);
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.enrichment_batches",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    env.signal_worker(victim, Signal::SIGKILL);
+    env.start_worker(&["--role", "enrich"]);
+    let output = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(server.batch_submissions(), 1, "no second submission");
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM public.product_reviews WHERE id BETWEEN 2 AND 6 AND sentiment IS NOT NULL"
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.enrichment_batches")
+            .await,
+        0
+    );
+    env.cleanup().await;
+}

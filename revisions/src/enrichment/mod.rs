@@ -112,7 +112,9 @@ impl EnrichmentExecutor {
             reviews::select(ctx.conn, range.from, range.to, self.scope, &source).await?;
         let mut selection = selection;
         let batch = match analyser.batch() {
-            Some(batcher) if !selection.due.is_empty() => {
+            // A batch needs a request in it: reviews whose product has no
+            // feature are decided without one.
+            Some(batcher) if selection.due.iter().any(|d| !d.review.features.is_empty()) => {
                 match self.through_batch(&ctx, batcher, &mut selection).await? {
                     Some(batch) => batch,
                     None => return Err(self.check_back(&ctx, "waiting on its provider batch")),
@@ -299,7 +301,8 @@ async fn finish(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
                     .collect();
             return Err(Permanent::new(format!(
                 "{} of the {} reviews sent could not be decided ({}), more than ENRICH_MAX_FAILED_SHARE={}; \
-                 the others are written. Reasons: {}. `orchestrator rerun f3e916f4940d` tries the failed ones again",
+                 the others are written. Reasons: {}. Fix the cause (or raise the share) and run the command again: \
+                 it resumes here; once the revision is applied, `orchestrator rerun f3e916f4940d` tries the failed reviews again",
                 usage.reviews_failed,
                 usage.reviews_sent,
                 plan::percent(share),
