@@ -502,13 +502,12 @@ async fn unusable_answers_fail_their_reviews_the_share_fails_the_revision_and_a_
             .await,
         1
     );
-    assert_eq!(
+    assert!(
         env.scalar(
-            "SELECT count(*) FROM public.review_feature_sentiments WHERE review_id IN (2, 4, 5, 6)"
+            "SELECT count(DISTINCT review_id) FROM public.review_feature_sentiments WHERE review_id IN (2, 4, 5, 6)"
         )
         .await
-            > 0,
-        true,
+            >= 3,
         "the rest of the task committed"
     );
     assert!(shown.contains("were dropped"), "{shown}");
