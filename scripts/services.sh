@@ -179,6 +179,17 @@ in_root() {
         LANG=C.UTF-8 LC_ALL=C.UTF-8 HOME=/root TERM=dumb chroot "$PG_ROOT" "$@"
 }
 
+age_preloaded() { # URL: the server loads AGE into every session (shared_preload_libraries)
+    local libs
+    libs="$("${PSQL[@]}" -d "$1" -c "show shared_preload_libraries" 2>/dev/null)" || return 1
+    [[ ,${libs// /}, == *,age,* || ,${libs// /}, == *,\$libdir/plugins/age,* ]]
+}
+
+warn_unless_age_preloaded() { # URL
+    age_preloaded "$1" ||
+        warn "postgres: $(url_redacted "$1") does not preload AGE (shared_preload_libraries lacks 'age'): the graph builds, but cypher() on a connection that never ran LOAD 'age' (the shop's) fails there; add age to shared_preload_libraries and restart that server"
+}
+
 has_extensions() { # URL (of any database on the server): both extensions available
     local n
     n="$("${PSQL[@]}" -d "$1" -c "select count(*) from pg_available_extensions where name in ('vector', 'age')" 2>/dev/null)" || return 1
@@ -326,7 +337,10 @@ maintenance_work_mem = 256MB
 dynamic_shared_memory_type = posix
 max_worker_processes = 8
 max_parallel_workers = 8
-max_parallel_maintenance_workers = 2"
+max_parallel_maintenance_workers = 2
+# The shop's own connections call cypher() without LOAD 'age' (as on Azure,
+# which preloads it): the server has to load AGE into every session.
+shared_preload_libraries = 'age'"
     if write_if_changed "$PG_CONF_DIR/conf.d/90-agenticshop.conf" "$conf"; then PG_CONFIG_CHANGED=1; fi
     local hba="# Written by AgenticShop's scripts/services.sh: trust, on this machine only.
 local   all             all                                     trust
@@ -421,7 +435,8 @@ start_local_pg() {
 }
 
 # Full check on a scratch database: both extensions, a parallel HNSW build
-# (needs dynamic shared memory) and a cypher() query.
+# (needs dynamic shared memory) and a cypher() query on a session that never
+# ran LOAD 'age' (the server preloads it).
 verify_scratch() { # ADMIN_URL
     local out
     if ! out="$("${PSQL[@]}" -d "$1" 2>&1 <<SQL
@@ -438,7 +453,6 @@ set min_parallel_table_scan_size = 0;
 set client_min_messages = debug1;
 create index on probe using hnsw (v vector_cosine_ops);
 reset client_min_messages;
-load 'age';
 set search_path = ag_catalog, "\$user", public;
 select create_graph('services_probe');
 select * from cypher('services_probe', \$\$ CREATE (n:Probe {id: 1}) RETURN n.id \$\$) as (id agtype);
@@ -468,13 +482,19 @@ ensure_postgres() {
         [[ -n $p ]] && db_name="$(url_decode "$p")"
         local admin
         admin="$(url_with_path "$given" postgres)"
-        if has_extensions "$admin"; then
+        local ours=0
+        if [[ "$(url_host "$given")" == 127.0.0.1 && "$(url_port "$given")" == "$PG_PORT" && -n "$(local_postmaster_pid)" ]]; then ours=1; fi
+        if [[ $ours == 1 ]]; then
+            # The root folder's own server: set up below like any other run,
+            # so that its settings are kept up to date.
+            say "postgres: $(url_redacted "$given") is the local PostgreSQL $PG_VERSION from $PG_ROOT"
+        elif has_extensions "$admin"; then
             say "postgres: $(url_redacted "$given") has vector and age available; using it"
+            warn_unless_age_preloaded "$admin"
             ensure_database "$admin" "$db_name"
             DATABASE_URL="$given"
             return
-        fi
-        if [[ "$(url_host "$given")" == 127.0.0.1 && "$(url_port "$given")" == "$PG_PORT" ]]; then
+        elif [[ "$(url_host "$given")" == 127.0.0.1 && "$(url_port "$given")" == "$PG_PORT" ]]; then
             say "postgres: $(url_redacted "$given") does not answer yet; it is the local PostgreSQL $PG_VERSION, setting it up"
         elif "${PSQL[@]}" -d "$admin" -c 'select 1' >/dev/null 2>&1; then
             say "postgres: $(url_redacted "$given") lacks the vector and/or age extension; using a local PostgreSQL $PG_VERSION instead"
@@ -493,6 +513,7 @@ ensure_postgres() {
         # Someone else's server on our port.
         if has_extensions "$admin"; then
             say "postgres: a server not from $PG_ROOT answers at 127.0.0.1:$PG_PORT with vector and age; using it"
+            warn_unless_age_preloaded "$admin"
             ensure_database "$admin" "$db_name"
             DATABASE_URL="$url"
             return
@@ -525,6 +546,7 @@ ensure_postgres() {
     fi
 
     has_extensions "$admin" || die "postgres: the server at 127.0.0.1:$PG_PORT lacks vector or age"
+    age_preloaded "$admin" || die "postgres: the server at 127.0.0.1:$PG_PORT does not preload AGE although $PG_CONF_DIR/conf.d/90-agenticshop.conf asks for it (is the setting overridden in postgresql.conf or by ALTER SYSTEM?)"
     if [[ $started == 1 || ${SERVICES_VERIFY:-} == full ]]; then
         verify_scratch "$admin" || die "postgres: the scratch-database check failed (see above)"
     else
