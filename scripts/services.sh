@@ -337,11 +337,15 @@ maintenance_work_mem = 256MB
 dynamic_shared_memory_type = posix
 max_worker_processes = 8
 max_parallel_workers = 8
-max_parallel_maintenance_workers = 2
-# The shop's own connections call cypher() without LOAD 'age' (as on Azure,
-# which preloads it): the server has to load AGE into every session.
-shared_preload_libraries = 'age'"
+max_parallel_maintenance_workers = 2"
     if write_if_changed "$PG_CONF_DIR/conf.d/90-agenticshop.conf" "$conf"; then PG_CONFIG_CHANGED=1; fi
+    # A file of its own, so that a copy of this script from before it (on
+    # another branch) leaves it alone instead of restarting the server
+    # without it. The shop's own connections call cypher() without
+    # LOAD 'age', as on Azure, which preloads it.
+    local preload="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
+shared_preload_libraries = 'age'"
+    if write_if_changed "$PG_CONF_DIR/conf.d/91-agenticshop-preload.conf" "$preload"; then PG_CONFIG_CHANGED=1; fi
     local hba="# Written by AgenticShop's scripts/services.sh: trust, on this machine only.
 local   all             all                                     trust
 host    all             all             127.0.0.1/32            trust
@@ -546,7 +550,7 @@ ensure_postgres() {
     fi
 
     has_extensions "$admin" || die "postgres: the server at 127.0.0.1:$PG_PORT lacks vector or age"
-    age_preloaded "$admin" || die "postgres: the server at 127.0.0.1:$PG_PORT does not preload AGE although $PG_CONF_DIR/conf.d/90-agenticshop.conf asks for it (is the setting overridden in postgresql.conf or by ALTER SYSTEM?)"
+    age_preloaded "$admin" || die "postgres: the server at 127.0.0.1:$PG_PORT does not preload AGE although $PG_CONF_DIR/conf.d/91-agenticshop-preload.conf asks for it (is the setting overridden in postgresql.conf or by ALTER SYSTEM?)"
     if [[ $started == 1 || ${SERVICES_VERIFY:-} == full ]]; then
         verify_scratch "$admin" || die "postgres: the scratch-database check failed (see above)"
     else
