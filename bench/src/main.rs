@@ -1,4 +1,4 @@
-//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm`: the benchmarks, kept out
+//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph`: the benchmarks, kept out
 //! of the production binary. `orchestrator bench ARGS` runs this binary
 //! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
 //! a module, and works in a scratch database and queue prefix of its own
@@ -7,6 +7,7 @@
 mod embeddings;
 mod enrich;
 mod enrich_llm;
+mod graph;
 mod runtime;
 mod scratch;
 mod seed;
@@ -106,6 +107,28 @@ enum Command {
         /// Length of the injected rate limit, in milliseconds (0: none).
         #[arg(long, default_value_t = 3000)]
         limit_ms: u64,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The graph revision: build rate with N graph workers, the shop's
+    /// query latency (p50 / p95 over 60 calls, answers checked against SQL),
+    /// and the original row-by-row Cypher way on a smaller set, with the ratio.
+    Graph {
+        #[arg(long, default_value_t = 1_000_000)]
+        reviews: usize,
+        /// Local graph worker processes.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Source rows per graph task.
+        #[arg(long, default_value_t = 50_000)]
+        task_rows: i64,
+        /// Reviews the original way builds (0 skips it).
+        #[arg(long, default_value_t = 10_000)]
+        original_reviews: usize,
         /// Keep the scratch database and the generated files.
         #[arg(long)]
         keep: bool,
@@ -235,6 +258,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     in_flight: in_flight.max(1),
                     task_rows: task_rows.max(1),
                     limit: Duration::from_millis(limit_ms),
+                    keep,
+                },
+            )
+            .await
+        }
+        Command::Graph {
+            reviews,
+            workers,
+            concurrency,
+            task_rows,
+            original_reviews,
+            keep,
+        } => {
+            graph::graph(
+                &config,
+                &graph::GraphBench {
+                    reviews,
+                    workers: workers.max(1),
+                    concurrency: concurrency.max(1),
+                    task_rows: task_rows.max(1),
+                    original_reviews,
                     keep,
                 },
             )

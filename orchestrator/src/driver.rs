@@ -132,6 +132,8 @@ pub struct Driver {
     lock: RunLock,
     run_id: i64,
     listener: Option<PgListener>,
+    /// Re-runs plan a rebuild from scratch (`rerun --full`).
+    pub rerun_full: bool,
 }
 
 /// Opens the database, creates the pipeline tables, takes the run lock and
@@ -163,6 +165,7 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
         lock,
         run_id,
         listener,
+        rerun_full: false,
     })
 }
 
@@ -217,6 +220,7 @@ impl Driver {
             pool: &pool,
             direction,
             data_dir: data_dir.to_path_buf(),
+            full: self.rerun_full && direction == Direction::Rerun,
         };
         let resumable = store::resumable_revision_run(&self.pool, revision.id, direction).await?;
         let revision_run_id = match resumable {

@@ -44,6 +44,10 @@ enum Command {
         /// own changed work.
         #[arg(long)]
         cascade: bool,
+        /// Rebuild from scratch instead of changing only what changed (the
+        /// graph revision; with --cascade, the named revision only).
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -114,7 +118,7 @@ enum Command {
         #[command(subcommand)]
         which: DataCommand,
     },
-    /// Benchmarks: `bench runtime|seed|embeddings [flags]`, run by the
+    /// Benchmarks: `bench runtime|seed|embeddings|graph [flags]`, run by the
     /// `orchestrator-bench` binary next to this one (`bench --help` lists them).
     #[command(disable_help_flag = true)]
     Bench {
@@ -287,9 +291,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rerun {
             revision,
             cascade,
+            full,
             run,
         } => {
-            let request = request(&revision, Direction::Rerun, run);
+            let request = migrate::Request {
+                full,
+                ..request(&revision, Direction::Rerun, run)
+            };
             for summary in migrate::rerun(&config, &request, cascade).await? {
                 report(&summary);
             }
@@ -411,6 +419,7 @@ fn request(target: &str, direction: Direction, args: RunArgs) -> migrate::Reques
         worker_concurrency: args.worker_concurrency,
         data_dir: args.data_dir,
         label: None,
+        full: false,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Request {
     /// Who asked, when not a person at the command line ("schedule
     /// nightly"): shown with the run by `status` and `history`.
     pub label: Option<String>,
+    /// `rerun --full`: the revision rebuilds from scratch.
+    pub full: bool,
 }
 
 /// What a finished move did.
@@ -107,6 +109,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         data_dir: data_dir.clone(),
     };
     let mut driver = driver::start(config, &options).await?;
+    driver.rerun_full = request.full;
     let outcome = async {
         // ...and look again under the run lock.
         let current = current_index(&driver.pool).await?;
@@ -154,8 +157,11 @@ pub async fn rerun(
         pool.close().await;
         if let (Some(from), Some(current)) = (from, current?) {
             for revision in &REVISIONS[from + 1..=current] {
+                // `--full` is the named revision's; the ones after it
+                // change only what changed.
                 let next = Request {
                     target: revision.id.to_string(),
+                    full: false,
                     ..request.clone()
                 };
                 summaries.push(run(config, &next).await?);

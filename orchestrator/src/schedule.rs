@@ -579,6 +579,7 @@ pub async fn run_action(config: &Config, action: &Action, label: &str) -> anyhow
         worker_concurrency: None,
         data_dir: None,
         label: Some(label.to_string()),
+        full: false,
     };
     match action {
         Action::Upgrade(target) => migrate::run(config, &request(Direction::Upgrade, target))

@@ -20,5 +20,5 @@ mod ranges;
 pub mod registry;
 mod revision;
 
-pub use registry::{embeddings, enrichment, extensions, schema, seed};
+pub use registry::{embeddings, enrichment, extensions, graph, schema, seed};
 pub use revision::{Executor, Planner, Revision};

@@ -26,6 +26,7 @@ chain! {
     seed => "seed/mod.rs",
     embeddings => "embeddings/mod.rs",
     enrichment => "enrichment/mod.rs",
+    graph => "graph/mod.rs",
 }
 
 /// Not in the chain: the no-op tasks of `orchestrator bench runtime`.

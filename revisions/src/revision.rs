@@ -28,6 +28,7 @@ impl Revision {
         match ctx.direction {
             Direction::Upgrade => self.planner.upgrade(ctx).await,
             Direction::Downgrade => self.planner.downgrade(ctx).await,
+            Direction::Rerun if ctx.full => self.planner.rerun_full(ctx).await,
             Direction::Rerun => self.planner.rerun(ctx).await,
         }
     }
@@ -56,6 +57,14 @@ pub trait Planner: Send + Sync {
     /// re-run.
     async fn rerun(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         anyhow::bail!("this revision has nothing to re-run")
+    }
+
+    /// `rerun --full`: rebuilding from scratch where a re-run otherwise
+    /// changes only what changed. By default there is no such thing.
+    async fn rerun_full(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        anyhow::bail!(
+            "this revision has no --full re-run (only the graph revision rebuilds from scratch); run it without --full"
+        )
     }
 
     /// Called after a failed run of this revision has settled (no task in

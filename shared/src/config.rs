@@ -201,6 +201,48 @@ impl fmt::Display for AnnIndex {
     }
 }
 
+/// Where the graph's review-to-feature sentiment edges come from
+/// (`GRAPH_SENTIMENT_EDGES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentimentEdges {
+    /// One edge per aspect the enrichment revision wrote into
+    /// `review_feature_sentiments`; a review it has no rows for keeps the
+    /// edge of its `product_reviews.feature_id` / `sentiment`.
+    Aspects,
+    /// Only the main feature (`product_reviews.feature_id` / `sentiment`):
+    /// the original's counts.
+    Main,
+}
+
+impl FromStr for SentimentEdges {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "aspects" => Ok(Self::Aspects),
+            "main" => Ok(Self::Main),
+            _ => Err("expected aspects (one edge per aspect the enrichment found) or main (the main feature only)".into()),
+        }
+    }
+}
+
+impl fmt::Display for SentimentEdges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Aspects => "aspects",
+            Self::Main => "main",
+        })
+    }
+}
+
+/// Settings of the graph revision (f41ba96cab17).
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    pub sentiment_edges: SentimentEdges,
+    /// Source rows (reviews, products, features) per graph task.
+    pub task_rows: i64,
+}
+
 /// Settings of the embedding revision and of `search`.
 #[derive(Debug, Clone)]
 pub struct EmbeddingConfig {
@@ -383,6 +425,7 @@ pub struct Config {
     pub embedding: EmbeddingConfig,
     pub openai: OpenAiConfig,
     pub enrichment: EnrichmentConfig,
+    pub graph: GraphConfig,
 }
 
 /// Where settings come from: a snapshot of the process environment, merged
@@ -711,6 +754,10 @@ impl Config {
             embedding,
             openai,
             enrichment,
+            graph: GraphConfig {
+                sentiment_edges: src.parse("GRAPH_SENTIMENT_EDGES", SentimentEdges::Aspects)?,
+                task_rows: src.positive("GRAPH_TASK_ROWS", 50_000i64)?,
+            },
         })
     }
 
@@ -828,6 +875,11 @@ impl Config {
                 self.enrichment.batch_poll_secs.to_string(),
             ),
             ("ENRICH_THREADS", self.enrichment.local_threads.to_string()),
+            (
+                "GRAPH_SENTIMENT_EDGES",
+                self.graph.sentiment_edges.to_string(),
+            ),
+            ("GRAPH_TASK_ROWS", self.graph.task_rows.to_string()),
         ]
     }
 }

@@ -120,6 +120,8 @@ pub struct PlanContext<'a> {
     pub pool: &'a PgPool,
     pub direction: Direction,
     pub data_dir: PathBuf,
+    /// `rerun --full`: rebuild from scratch instead of bringing up to date.
+    pub full: bool,
 }
 
 #[cfg(test)]
