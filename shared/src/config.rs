@@ -235,10 +235,47 @@ impl fmt::Display for SentimentEdges {
     }
 }
 
+/// How Cypher matches a property map such as `{product_id: p.id}` in the
+/// graph's database (`GRAPH_PROPERTY_MATCH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropertyMatch {
+    /// As openCypher says, by equality: the graph revision sets the
+    /// database's `age.enable_containment` to `off`, so that the btree
+    /// indexes on edge properties answer the shop's query.
+    Equality,
+    /// AGE's default, `properties @> {...}`, which no btree index serves:
+    /// the database's settings are left alone.
+    Containment,
+}
+
+impl FromStr for PropertyMatch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "equality" => Ok(Self::Equality),
+            "containment" => Ok(Self::Containment),
+            _ => Err(
+                "expected equality (openCypher's, indexed) or containment (AGE's default)".into(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for PropertyMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Equality => "equality",
+            Self::Containment => "containment",
+        })
+    }
+}
+
 /// Settings of the graph revision (f41ba96cab17).
 #[derive(Debug, Clone)]
 pub struct GraphConfig {
     pub sentiment_edges: SentimentEdges,
+    pub property_match: PropertyMatch,
     /// Source rows (reviews, products, features) per graph task.
     pub task_rows: i64,
 }
@@ -756,6 +793,7 @@ impl Config {
             enrichment,
             graph: GraphConfig {
                 sentiment_edges: src.parse("GRAPH_SENTIMENT_EDGES", SentimentEdges::Aspects)?,
+                property_match: src.parse("GRAPH_PROPERTY_MATCH", PropertyMatch::Equality)?,
                 task_rows: src.positive("GRAPH_TASK_ROWS", 50_000i64)?,
             },
         })
@@ -878,6 +916,10 @@ impl Config {
             (
                 "GRAPH_SENTIMENT_EDGES",
                 self.graph.sentiment_edges.to_string(),
+            ),
+            (
+                "GRAPH_PROPERTY_MATCH",
+                self.graph.property_match.to_string(),
             ),
             ("GRAPH_TASK_ROWS", self.graph.task_rows.to_string()),
         ]

@@ -338,14 +338,16 @@ async fn the_shops_query_on_a_fresh_connection_counts_what_sql_counts_on_the_sam
             "{label}"
         );
     }
-    // The database's default search path is left alone.
-    let defaults: i64 = scalar_i64(
-        &env,
-        "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-          WHERE d.datname = current_database()",
+    // The database's default search path is left alone; its Cypher matches
+    // property maps by equality (GRAPH_PROPERTY_MATCH=equality).
+    let defaults: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+          WHERE d.datname = current_database() AND s.setrole = 0",
     )
-    .await;
-    assert_eq!(defaults, 0, "no database-level settings");
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(defaults, ["age.enable_containment=off"]);
     env.cleanup().await;
 }
 
@@ -808,6 +810,16 @@ async fn downgrade_drops_the_graph_and_upgrade_builds_it_again_identically() {
         )
         .await,
         0
+    );
+    assert_eq!(
+        scalar_i64(
+            &env,
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+              WHERE d.datname = current_database()"
+        )
+        .await,
+        0,
+        "the database's settings are as before the graph"
     );
     let mut shop = shop_connection(&env).await;
     let gone = shop_counts(&mut shop, &[1], "Battery Life", "positive").await;

@@ -13,7 +13,8 @@
 
 use super::elements;
 use super::labels::{self, Graph, GRAPH_NAME};
-use super::tasks::{IndexPayload, Slice};
+use super::tasks::{IndexPayload, PublishPayload, Slice};
+use shared::config::PropertyMatch;
 use anyhow::Context as _;
 use shared::exec::{Completed, Permanent, TaskContext};
 use sqlx::{Connection, PgConnection};
@@ -109,49 +110,37 @@ pub async fn vertices(ctx: TaskContext<'_>, slice: Slice) -> anyhow::Result<Comp
     ctx.task.complete(tx, rows as i64).await
 }
 
-/// The edges one slice owns, every label in one statement (the slice's
-/// rows are read once).
+/// The edges one slice owns, one statement per label.
 pub async fn edges(ctx: TaskContext<'_>, slice: Slice) -> anyhow::Result<Completed> {
     let name = labels::build_graph_name(ctx.task.revision_run_id);
     let mut tx = ctx.conn.begin().await?;
     local_search_path(&mut tx).await?;
     let graph = Graph::get(&mut tx, &name).await?;
-    let Some(select) = elements::edges(&graph, slice.source, slice.sentiment_edges) else {
-        return ctx.task.complete(tx, 0).await;
-    };
-    let owned = elements::owned_edge_labels(slice.source);
-    let sql = insert_edges(&graph, &owned, &select, "e");
     let (from, to) = slice.bounds();
-    let rows: i64 = sqlx::query_scalar(&sql)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| element_error(e, &owned.join(", "), &slice))?;
+    let mut rows = 0;
+    for (label, select) in elements::edges(&graph, slice.source, slice.sentiment_edges) {
+        rows += sqlx::query(&insert_edges(&graph, label, &select))
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| element_error(e, label, &slice))?
+            .rows_affected() as i64;
+    }
     ctx.task.complete(tx, rows).await
 }
 
-/// One statement that inserts the rows of `select` (`label, start_id,
-/// end_id, properties`) into the tables of `labels`, each edge with a fresh
-/// id from its label's sequence, and returns how many it inserted.
-pub fn insert_edges(graph: &Graph, labels: &[&str], select: &str, alias: &str) -> String {
-    let mut ctes = vec![format!("{alias} AS MATERIALIZED ({select})")];
-    let mut counts = Vec::new();
-    for (i, label) in labels.iter().enumerate() {
-        let l = graph.label(label);
-        ctes.push(format!(
-            "w{i} AS (INSERT INTO {table} (id, start_id, end_id, properties)
-                      SELECT ag_catalog._graphid({id}, nextval({seq})), start_id, end_id, properties
-                        FROM {alias} WHERE label = {name}
-                      RETURNING 1)",
-            table = l.table,
-            id = l.id,
-            seq = literal(&l.sequence),
-            name = literal(label),
-        ));
-        counts.push(format!("(SELECT count(*) FROM w{i})"));
-    }
-    format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(" + "))
+/// Inserts the rows of `select` (`start_id, end_id, properties`) as edges
+/// of `label`, each with a fresh id from the label's sequence.
+pub fn insert_edges(graph: &Graph, label: &str, select: &str) -> String {
+    let l = graph.label(label);
+    format!(
+        "INSERT INTO {table} (id, start_id, end_id, properties)
+         SELECT ag_catalog._graphid({id}, nextval({seq})), e.start_id, e.end_id, e.properties FROM ({select}) e",
+        table = l.table,
+        id = l.id,
+        seq = literal(&l.sequence),
+    )
 }
 
 /// A SQL string literal of one of our own names.
@@ -189,8 +178,13 @@ fn element_error(e: sqlx::Error, what: &str, slice: &Slice) -> anyhow::Error {
 ///   the sentiment edge in a later one, and without this index that join
 ///   reads every review;
 /// - the properties the shop's query filters on: `Product.id`,
-///   `Feature.name`, and the sentiment edges' `product_id` (with `end_id`,
-///   the feature the query starts from); `Review.id` for lookups.
+///   `Feature.name`, and the sentiment edges' `product_id` (after `end_id`,
+///   the feature the query starts from: its property map
+///   `{product_id: p.id}` becomes an equality on both with
+///   `age.enable_containment` off, see [`set_property_match`]; AGE's
+///   default containment `@>` can use no btree, and a GIN index on
+///   `properties` matches every edge holding the key); `Review.id` for
+///   lookups.
 pub async fn index(ctx: TaskContext<'_>, payload: IndexPayload) -> anyhow::Result<Completed> {
     let name = labels::build_graph_name(ctx.task.revision_run_id);
     let label = payload.label.as_str();
@@ -264,10 +258,6 @@ pub fn index_statements(graph: &Graph, label: &str) -> Vec<String> {
                 index("prop_product_id"),
                 property("product_id")
             ));
-            statements.push(format!(
-                "CREATE INDEX {} ON {table} USING gin (properties)",
-                index("props")
-            ));
         }
     }
     statements
@@ -276,7 +266,7 @@ pub fn index_statements(graph: &Graph, label: &str) -> Vec<String> {
 /// Last: every label's sequence past its largest entry id (so that a
 /// Cypher `CREATE` gets a fresh id), then, in one transaction, the shop's
 /// graph is dropped and the new one takes its name.
-pub async fn publish(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
+pub async fn publish(ctx: TaskContext<'_>, payload: PublishPayload) -> anyhow::Result<Completed> {
     let name = labels::build_graph_name(ctx.task.revision_run_id);
     let mut tx = ctx.conn.begin().await?;
     local_search_path(&mut tx).await?;
@@ -292,8 +282,26 @@ pub async fn publish(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     sqlx::Executor::execute(&mut *tx, PUBLISH_SQL)
         .await
         .context("revision f41ba96cab17, publish (f41ba96cab17.publish.sql)")?;
+    set_property_match(&mut tx, payload.property_match).await?;
     tracing::info!("graph {GRAPH_NAME}: {elements} vertices and edges, built as {name}, in place");
     ctx.task.complete(tx, elements).await
+}
+
+/// The database's default for `age.enable_containment`: `off` for equality
+/// (new sessions get it; connections opened before keep theirs), AGE's own
+/// default otherwise.
+pub async fn set_property_match(conn: &mut PgConnection, matching: PropertyMatch) -> anyhow::Result<()> {
+    let statement = match matching {
+        PropertyMatch::Equality => "SET age.enable_containment = off",
+        PropertyMatch::Containment => "RESET age.enable_containment",
+    };
+    sqlx::query(&format!(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I {statement}', current_database()); END $$"
+    ))
+    .execute(&mut *conn)
+    .await
+    .with_context(|| format!("ALTER DATABASE … {statement} (GRAPH_PROPERTY_MATCH={matching})"))?;
+    Ok(())
 }
 
 /// Completes a rename: the label tables' id defaults, which name the graph

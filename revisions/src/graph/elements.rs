@@ -19,7 +19,7 @@
 //! A sentiment other than the three makes no edge; a feature that no longer
 //! exists neither.
 
-use super::labels::{Graph, FEATURE, HAS_FEATURE, HAS_REVIEW, PRODUCT, REVIEW};
+use super::labels::{Graph, FEATURE, HAS_FEATURE, HAS_REVIEW, PRODUCT, REVIEW, SENTIMENT_LABELS};
 use super::tasks::Source;
 use shared::config::SentimentEdges;
 
@@ -61,22 +61,6 @@ pub fn vertex_label(source: Source) -> &'static str {
     }
 }
 
-/// The edge labels a source's slice owns: an edge belongs to the slice of
-/// the row it comes from (a product's `HAS_FEATURE`, a review's
-/// `HAS_REVIEW` and sentiment edges), so that every edge is built, and
-/// compared, by exactly one task.
-pub fn owned_edge_labels(source: Source) -> Vec<&'static str> {
-    match source {
-        Source::Products => vec![HAS_FEATURE],
-        Source::Features => vec![],
-        Source::Reviews => {
-            let mut labels = vec![HAS_REVIEW];
-            labels.extend(super::labels::SENTIMENT_LABELS.map(|(_, l)| l));
-            labels
-        }
-    }
-}
-
 /// The label whose vertex is the owning end of the edges of `label`, and
 /// which end it is: the end the slice's ids range over.
 pub fn owning_end(label: &str) -> (&'static str, &'static str) {
@@ -87,46 +71,58 @@ pub fn owning_end(label: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// `SELECT label, start_id, end_id, properties` of the edges `source`'s
-/// slice owns (none for features); `rfs_exists`: whether
-/// `public.review_feature_sentiments` is there.
-pub fn edges(graph: &Graph, source: Source, sentiment: SentimentEdges) -> Option<String> {
+/// The edges `source`'s slice owns, per label: `(label, SELECT start_id,
+/// end_id, properties)`. An edge belongs to the slice of the row it comes
+/// from (a product's `HAS_FEATURE`, a review's `HAS_REVIEW` and sentiment
+/// edges), so that every edge is built, and compared, by exactly one task;
+/// features own none.
+pub fn edges(graph: &Graph, source: Source, sentiment: SentimentEdges) -> Vec<(&'static str, String)> {
     let product = graph.label_id(PRODUCT);
     let review = graph.label_id(REVIEW);
     let feature = graph.label_id(FEATURE);
     match source {
-        Source::Features => None,
-        Source::Products => Some(format!(
-            "SELECT '{HAS_FEATURE}'::text AS label,
-                    ag_catalog._graphid({product}, pf.product_id) AS start_id,
-                    ag_catalog._graphid({feature}, pf.feature_id) AS end_id,
-                    ag_catalog.agtype_build_map() AS properties
-               FROM public.product_features pf
-              WHERE pf.product_id >= $1 AND pf.product_id < $2"
-        )),
+        Source::Features => Vec::new(),
+        Source::Products => vec![(
+            HAS_FEATURE,
+            format!(
+                "SELECT ag_catalog._graphid({product}, pf.product_id) AS start_id,
+                        ag_catalog._graphid({feature}, pf.feature_id) AS end_id,
+                        ag_catalog.agtype_build_map() AS properties
+                   FROM public.product_features pf
+                  WHERE pf.product_id >= $1 AND pf.product_id < $2"
+            ),
+        )],
         Source::Reviews => {
             let aspects = match sentiment {
                 SentimentEdges::Main => MAIN_ASPECTS,
                 SentimentEdges::Aspects => ENRICHED_ASPECTS,
             };
-            Some(format!(
-                "SELECT '{HAS_REVIEW}'::text AS label,
-                        ag_catalog._graphid({product}, r.product_id) AS start_id,
-                        ag_catalog._graphid({review}, r.id) AS end_id,
-                        ag_catalog.agtype_build_map() AS properties
-                   FROM public.product_reviews r
-                  WHERE r.id >= $1 AND r.id < $2 AND r.product_id IS NOT NULL
-                 UNION ALL
-                 SELECT a.sentiment || '_sentiment',
-                        ag_catalog._graphid({review}, a.review_id),
-                        ag_catalog._graphid({feature}, a.feature_id),
-                        ag_catalog.agtype_build_map_nonull('sentiment', a.sentiment, 'product_id', r.product_id,
-                                                           'feature_id', a.feature_id)
-                   FROM ({aspects}) a
-                   JOIN public.product_reviews r ON r.id = a.review_id
-                   JOIN public.features f ON f.id = a.feature_id
-                  WHERE a.sentiment IN ('positive', 'negative', 'neutral')"
-            ))
+            let mut edges = vec![(
+                HAS_REVIEW,
+                format!(
+                    "SELECT ag_catalog._graphid({product}, r.product_id) AS start_id,
+                            ag_catalog._graphid({review}, r.id) AS end_id,
+                            ag_catalog.agtype_build_map() AS properties
+                       FROM public.product_reviews r
+                      WHERE r.id >= $1 AND r.id < $2 AND r.product_id IS NOT NULL"
+                ),
+            )];
+            for (value, label) in SENTIMENT_LABELS {
+                edges.push((
+                    label,
+                    format!(
+                        "SELECT ag_catalog._graphid({review}, a.review_id) AS start_id,
+                                ag_catalog._graphid({feature}, a.feature_id) AS end_id,
+                                ag_catalog.agtype_build_map_nonull('sentiment', a.sentiment, 'product_id', r.product_id,
+                                                                   'feature_id', a.feature_id) AS properties
+                           FROM ({aspects}) a
+                           JOIN public.product_reviews r ON r.id = a.review_id
+                           JOIN public.features f ON f.id = a.feature_id
+                          WHERE a.sentiment = '{value}'"
+                    ),
+                ));
+            }
+            edges
         }
     }
 }

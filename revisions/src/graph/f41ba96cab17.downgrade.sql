@@ -1,7 +1,8 @@
 -- Undoing revision f41ba96cab17: the shop's graph, and whatever unfinished
 -- runs left behind (graphs of builds that never replaced it, changes tables
 -- of re-runs that never applied). The age extension stays: the extensions
--- revision (7a35c0d9d159) owns it.
+-- revision (7a35c0d9d159) owns it; the database's age.enable_containment
+-- (set off by the build, GRAPH_PROPERTY_MATCH=equality) goes back to AGE's default.
 DO $$
 DECLARE
     g text;
@@ -21,5 +22,6 @@ BEGIN
     LOOP
         EXECUTE 'DROP TABLE ' || t;
     END LOOP;
+    EXECUTE format('ALTER DATABASE %I RESET age.enable_containment', current_database());
 END
 $$;

@@ -13,7 +13,9 @@
 //! changes only what differs ([`update`]). Phases and tasks: `plan.rs`.
 //! The database's default `search_path` is left alone; the shop sets its
 //! own, and the server preloads AGE (`scripts/services.sh`, the compose
-//! image), as Azure's managed PostgreSQL does.
+//! image), as Azure's managed PostgreSQL does. The one database default the
+//! build sets is `age.enable_containment = off` (`GRAPH_PROPERTY_MATCH`,
+//! see [`build::index`] for why the shop's query needs it to be fast).
 //!
 //! `downgrade` drops the graph.
 
@@ -49,7 +51,7 @@ impl Executor for GraphExecutor {
             GraphTask::Vertices(slice) => build::vertices(ctx, slice).await,
             GraphTask::Edges(slice) => build::edges(ctx, slice).await,
             GraphTask::Index(payload) => build::index(ctx, payload).await,
-            GraphTask::Publish => build::publish(ctx).await,
+            GraphTask::Publish(payload) => build::publish(ctx, payload).await,
             GraphTask::PrepareUpdate => update::prepare(ctx).await,
             GraphTask::Diff(slice) => update::diff(ctx, slice).await,
             GraphTask::Apply => update::apply(ctx).await,

@@ -17,10 +17,10 @@
 
 use super::elements;
 use super::labels::{self, GRAPH_NAME};
-use super::tasks::{GraphTask, IndexPayload, Slice, Source};
+use super::tasks::{GraphTask, IndexPayload, PublishPayload, Slice, Source};
 use crate::revision::Planner;
 use shared::catalogue::Role;
-use shared::config::SentimentEdges;
+use shared::config::{PropertyMatch, SentimentEdges};
 use shared::plan::{Phase, PlanContext, PlannedTask};
 use sqlx::PgPool;
 
@@ -30,7 +30,11 @@ pub struct GraphPlanner;
 pub type Slices = Vec<(Option<i64>, Option<i64>)>;
 
 /// A full build, from the slices of each source (pure: see the tests).
-pub fn build_plan(slices: &[(Source, Slices)], sentiment_edges: SentimentEdges) -> Vec<Phase> {
+pub fn build_plan(
+    slices: &[(Source, Slices)],
+    sentiment_edges: SentimentEdges,
+    property_match: PropertyMatch,
+) -> Vec<Phase> {
     let tasks = |make: fn(Slice) -> GraphTask, what: fn(Source) -> Option<&'static str>| {
         let mut tasks = Vec::new();
         for (source, ranges) in slices {
@@ -91,7 +95,7 @@ pub fn build_plan(slices: &[(Source, Slices)], sentiment_edges: SentimentEdges) 
             vec![PlannedTask::new(
                 Role::Graph,
                 format!("move sequences; replace {GRAPH_NAME} with the new graph"),
-                &GraphTask::Publish,
+                &GraphTask::Publish(PublishPayload { property_match }),
             )],
         ),
     ]
@@ -190,7 +194,7 @@ impl GraphPlanner {
 
     async fn full(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         let (slices, sentiment) = self.inputs(ctx).await?;
-        Ok(build_plan(&slices, sentiment))
+        Ok(build_plan(&slices, sentiment, ctx.config.graph.property_match))
     }
 }
 
@@ -320,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_build_is_vertices_then_edges_then_indexes_then_publish() {
-        let phases = build_plan(&sources(), SentimentEdges::Aspects);
+        let phases = build_plan(&sources(), SentimentEdges::Aspects, PropertyMatch::Equality);
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["prepare graph", "vertices", "edges", "indexes", "publish"]);
         assert_eq!(phases[1].tasks.len(), 1 + 1 + 3, "one vertex task per slice");
@@ -330,6 +334,7 @@ mod tests {
         let labels: Vec<&str> = phases[2].tasks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels[0], "HAS_FEATURE edges of products ids start to end");
         assert_eq!(labels[2], "HAS_REVIEW and sentiment edges of reviews ids 500 to 900");
+        assert_eq!(phases[4].tasks[0].payload["property_match"], "equality");
         let task = &phases[2].tasks[3];
         assert_eq!(
             typed_task::<GraphTask>(&task.kind, &task.payload),

@@ -2,7 +2,7 @@
 //! (`plan.rs`) and the executor (`mod.rs`).
 
 use serde::{Deserialize, Serialize};
-use shared::config::SentimentEdges;
+use shared::config::{PropertyMatch, SentimentEdges};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -18,7 +18,7 @@ pub enum GraphTask {
     Index(IndexPayload),
     /// Full build, last: sequences past the largest ids, then the new graph
     /// replaces the shop's in one transaction.
-    Publish,
+    Publish(PublishPayload),
     /// Incremental re-run, phase 1: the table that collects the changes.
     PrepareUpdate,
     /// Incremental re-run: what differs between one slice of the tables and
@@ -81,4 +81,11 @@ impl Slice {
 #[serde(deny_unknown_fields)]
 pub struct IndexPayload {
     pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishPayload {
+    /// How the database's Cypher is to match property maps.
+    pub property_match: PropertyMatch,
 }

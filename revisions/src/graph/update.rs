@@ -3,7 +3,7 @@
 //!
 //! Each `diff` task compares one slice of the tables with the graph — the
 //! slice's vertices by id and properties, and the edges it owns (see
-//! [`elements::owned_edge_labels`]) as a multiset of `(label, ends,
+//! [`elements::edges`]) as a multiset of `(label, ends,
 //! properties)` — and writes what differs into the run's changes table: a
 //! vertex or edge that is gone or different is deleted, one that is new or
 //! different is inserted (a changed vertex keeps its id). Nothing in the
@@ -73,17 +73,20 @@ pub async fn diff(ctx: TaskContext<'_>, slice: Slice) -> anyhow::Result<Complete
     )
     .await
     .with_context(|| format!("comparing the {label} vertices of {}", describe(&slice)))?;
-    if let Some(select) = elements::edges(&graph, slice.source, slice.sentiment_edges) {
-        let owned = elements::owned_edge_labels(slice.source);
+    let owned = elements::edges(&graph, slice.source, slice.sentiment_edges);
+    if !owned.is_empty() {
         found += run_diff(
             &mut tx,
-            &edge_diff(&graph, &owned, &select, &changes, entries.is_some()),
+            &edge_diff(&graph, &owned, &changes, entries.is_some()),
             from,
             to,
             entries,
         )
         .await
-        .with_context(|| format!("comparing the {} edges of {}", owned.join(", "), describe(&slice)))?;
+        .with_context(|| {
+            let labels: Vec<&str> = owned.iter().map(|(l, _)| *l).collect();
+            format!("comparing the {} edges of {}", labels.join(", "), describe(&slice))
+        })?;
     }
     ctx.task.complete(tx, found).await
 }
@@ -142,10 +145,14 @@ fn vertex_diff(graph: &Graph, slice: &Slice, changes: &str, any: bool) -> String
     )
 }
 
-fn edge_diff(graph: &Graph, owned: &[&str], desired: &str, changes: &str, any: bool) -> String {
+fn edge_diff(graph: &Graph, owned: &[(&str, String)], changes: &str, any: bool) -> String {
+    let desired: Vec<String> = owned
+        .iter()
+        .map(|(label, select)| format!("SELECT {} AS label, * FROM ({select}) s", literal(label)))
+        .collect();
     let existing: Vec<String> = owned
         .iter()
-        .map(|label| {
+        .map(|(label, _)| {
             let (end_label, end) = elements::owning_end(label);
             format!(
                 "SELECT {name} AS label, id, start_id, end_id, properties FROM {table} WHERE {range}",
@@ -171,6 +178,7 @@ fn edge_diff(graph: &Graph, owned: &[&str], desired: &str, changes: &str, any: b
          UNION ALL
          SELECT d.label, 'insert', NULL, d.start_id, d.end_id, d.properties
            FROM d LEFT JOIN e USING (label, start_id, end_id, properties, n) WHERE e.n IS NULL",
+        desired = desired.join("\n UNION ALL\n"),
         existing = existing.join("\n UNION ALL\n"),
     )
 }
@@ -207,13 +215,14 @@ pub async fn apply(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
             .rows_affected() as i64
         } else {
             let select = format!(
-                "SELECT label, start_id, end_id, properties FROM {changes} WHERE label = {name} AND op = 'insert'",
+                "SELECT start_id, end_id, properties FROM {changes} WHERE label = {name} AND op = 'insert'",
                 name = literal(label)
             );
-            sqlx::query_scalar(&insert_edges(&graph, &[label], &select, "c"))
-                .fetch_one(&mut *tx)
+            sqlx::query(&insert_edges(&graph, label, &select))
+                .execute(&mut *tx)
                 .await
                 .with_context(|| format!("inserting changed {label} edges"))?
+                .rows_affected() as i64
         };
         if deleted > 0 || inserted > 0 {
             tracing::info!("graph {GRAPH_NAME}: {label}: {deleted} deleted, {inserted} inserted");
