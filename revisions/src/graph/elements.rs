@@ -113,10 +113,9 @@ pub fn edges(graph: &Graph, source: Source, sentiment: SentimentEdges) -> Vec<(&
                     format!(
                         "SELECT ag_catalog._graphid({review}, a.review_id) AS start_id,
                                 ag_catalog._graphid({feature}, a.feature_id) AS end_id,
-                                ag_catalog.agtype_build_map_nonull('sentiment', a.sentiment, 'product_id', r.product_id,
+                                ag_catalog.agtype_build_map_nonull('sentiment', a.sentiment, 'product_id', a.product_id,
                                                                    'feature_id', a.feature_id) AS properties
                            FROM ({aspects}) a
-                           JOIN public.product_reviews r ON r.id = a.review_id
                            JOIN public.features f ON f.id = a.feature_id
                           WHERE a.sentiment = '{value}'"
                     ),
@@ -127,18 +126,20 @@ pub fn edges(graph: &Graph, source: Source, sentiment: SentimentEdges) -> Vec<(&
     }
 }
 
-/// `(review_id, feature_id, sentiment)`: the main feature of each review.
-const MAIN_ASPECTS: &str = "SELECT r.id AS review_id, r.feature_id, r.sentiment
+/// `(review_id, product_id, feature_id, sentiment)`: the main feature of
+/// each review.
+const MAIN_ASPECTS: &str = "SELECT r.id AS review_id, r.product_id, r.feature_id, r.sentiment
                               FROM public.product_reviews r
                              WHERE r.id >= $1 AND r.id < $2 AND r.feature_id IS NOT NULL";
 
 /// The enrichment's aspects of a review where it wrote any, else its main
 /// feature.
-const ENRICHED_ASPECTS: &str = "SELECT s.review_id, s.feature_id, s.sentiment
+const ENRICHED_ASPECTS: &str = "SELECT s.review_id, r.product_id, s.feature_id, s.sentiment
                                   FROM public.review_feature_sentiments s
+                                  JOIN public.product_reviews r ON r.id = s.review_id AND r.id >= $1 AND r.id < $2
                                  WHERE s.review_id >= $1 AND s.review_id < $2
                                 UNION ALL
-                                SELECT r.id, r.feature_id, r.sentiment
+                                SELECT r.id, r.product_id, r.feature_id, r.sentiment
                                   FROM public.product_reviews r
                                  WHERE r.id >= $1 AND r.id < $2 AND r.feature_id IS NOT NULL
                                    AND NOT EXISTS (SELECT 1 FROM public.review_feature_sentiments s WHERE s.review_id = r.id)";
