@@ -3,9 +3,8 @@
 # `orchestrator upgrade` with two local worker processes:
 #
 #   bash scripts/run.sh                 # extra arguments go to `orchestrator upgrade`
-#   TARGET=head bash scripts/run.sh     # the target; default `latest`: the last
-#                                       # revision this version can run (= head
-#                                       # once every revision ships)
+#   TARGET=seed bash scripts/run.sh     # the target; default `head`: the whole
+#                                       # chain, up to the graph
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +19,6 @@ set +a
 echo "[run] cargo build --release --bins"
 cargo build --release --bins
 target_dir="${CARGO_TARGET_DIR:-$REPO/target}"
-target="${TARGET:-latest}"
+target="${TARGET:-head}"
 echo "[run] orchestrator upgrade $target --with-workers 2 $*"
 exec "$target_dir/release/orchestrator" upgrade "$target" --with-workers 2 "$@"

@@ -155,7 +155,7 @@ impl GraphPlanner {
         let pool = ctx.pool;
         for table in Source::ALL.map(Source::table).into_iter().chain(["public.product_features"]) {
             anyhow::ensure!(
-                table_exists(pool, table).await?,
+                crate::ranges::table_exists(pool, table).await?,
                 "{table} does not exist: revision f41ba96cab17 needs the schema and seed revisions applied first"
             );
         }
@@ -178,7 +178,10 @@ impl GraphPlanner {
                     labels::MAX_ENTRY
                 );
             }
-            slices.push((source, integer_ranges(pool, source.table(), ctx.config.graph.task_rows).await?));
+            slices.push((
+                source,
+                crate::ranges::integer_ranges(pool, source.table(), ctx.config.graph.task_rows).await?,
+            ));
         }
         let sentiment = elements::sentiment_source(pool, ctx.config.graph.sentiment_edges).await?;
         if sentiment != ctx.config.graph.sentiment_edges {
@@ -270,36 +273,6 @@ async fn warn_unless_preloaded(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn table_exists(pool: &PgPool, table: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(table)
-        .fetch_one(pool)
-        .await?)
-}
-
-/// `[from, to)` slices of about `rows` rows each, cut at actual ids.
-async fn integer_ranges(pool: &PgPool, table: &str, rows: i64) -> anyhow::Result<Slices> {
-    let starts: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT id::bigint FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM {table}) t
-          WHERE (n - 1) % $1 = 0 ORDER BY n"
-    ))
-    .bind(rows)
-    .fetch_all(pool)
-    .await?;
-    Ok(slices_from_starts(&starts))
-}
-
-/// The slices starting at each id, the first open below and the last open
-/// above (one open slice for no ids).
-pub fn slices_from_starts(starts: &[i64]) -> Slices {
-    if starts.is_empty() {
-        return vec![(None, None)];
-    }
-    (0..starts.len())
-        .map(|i| ((i > 0).then(|| starts[i]), starts.get(i + 1).copied()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,19 +280,13 @@ mod tests {
 
     fn sources() -> Vec<(Source, Slices)> {
         vec![
-            (Source::Products, slices_from_starts(&[1])),
-            (Source::Features, slices_from_starts(&[])),
-            (Source::Reviews, slices_from_starts(&[1, 500, 900])),
+            (Source::Products, vec![(None, None)]),
+            (Source::Features, vec![(None, None)]),
+            (
+                Source::Reviews,
+                vec![(None, Some(500)), (Some(500), Some(900)), (Some(900), None)],
+            ),
         ]
-    }
-
-    #[test]
-    fn slices_start_at_actual_ids_and_are_open_at_both_ends() {
-        assert_eq!(
-            slices_from_starts(&[1, 500, 900]),
-            vec![(None, Some(500)), (Some(500), Some(900)), (Some(900), None)]
-        );
-        assert_eq!(slices_from_starts(&[]), vec![(None, None)]);
     }
 
     #[test]
