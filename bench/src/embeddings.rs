@@ -206,7 +206,9 @@ async fn run(config: &Config, bench: &EmbeddingsBench, server: &FakeOpenAi) -> a
     let loaders = start_workers(config, 2, 2)?;
     let mut driver = driver::start(config, &options).await?;
     let setup = async {
-        let path: Vec<_> = [catalogue::SCHEMA, catalogue::SEED]
+        // From the chain's start: with AGE preloaded, a database without the
+        // age extension cannot drop a table, and each run drops the embedding tables.
+        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
             .iter()
             .map(|id| catalogue::find(id).expect("in the catalogue"))
             .collect();

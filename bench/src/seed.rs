@@ -98,11 +98,17 @@ async fn run(
         data_dir: data_dir.to_path_buf(),
     };
     let mut driver = driver::start(config, &options).await?;
-    let schema = catalogue::find(catalogue::SCHEMA).expect("in the catalogue");
+    // The extensions first, as the chain does: with AGE preloaded, a
+    // database without the age extension cannot drop a table (AGE 1.5's
+    // drop hook reads ag_catalog), and the plain copy drops its tables.
+    let before_seed: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA]
+        .iter()
+        .map(|id| catalogue::find(id).expect("in the catalogue"))
+        .collect();
     let seed_revision = catalogue::find(catalogue::SEED).expect("in the catalogue");
     let outcome = async {
         driver
-            .run_path(&[schema], Direction::Upgrade, data_dir)
+            .run_path(&before_seed, Direction::Upgrade, data_dir)
             .await?;
         let started = Instant::now();
         driver
