@@ -62,9 +62,13 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// The enrichment revision with the local analyser: reviews/s of the
-    /// enrich phase with 1 and 2 worker processes.
+    /// The enrichment revision: reviews/s of the enrich phase with the local
+    /// analyser and 1 and 2 worker processes, then (unless --skip-llm) the
+    /// LLM path as `enrich-llm` measures it, with its defaults.
     Enrich {
+        /// Only the local analyser's figures.
+        #[arg(long)]
+        skip_llm: bool,
         #[arg(long, default_value_t = 2_000)]
         reviews: usize,
         /// Worker process counts to compare.
@@ -221,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Enrich {
+            skip_llm,
             reviews,
             workers,
             task_rows,
@@ -234,7 +239,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 threads,
                 keep,
             };
-            enrich::enrich(&config, &options).await
+            enrich::enrich(&config, &options).await?;
+            if skip_llm {
+                return Ok(());
+            }
+            let defaults = Cli::parse_from(["orchestrator bench", "enrich-llm"]);
+            let Command::EnrichLlm {
+                reviews,
+                workers,
+                concurrency,
+                delay_ms,
+                per_request,
+                in_flight,
+                task_rows,
+                limit_ms,
+                keep,
+            } = defaults.command
+            else {
+                unreachable!("parsed as enrich-llm")
+            };
+            enrich_llm::enrich_llm(
+                &config,
+                &enrich_llm::EnrichLlmBench {
+                    reviews,
+                    workers,
+                    concurrency,
+                    delay: Duration::from_millis(delay_ms),
+                    per_request,
+                    in_flight,
+                    task_rows,
+                    limit: Duration::from_millis(limit_ms),
+                    keep,
+                },
+            )
+            .await
         }
         Command::EnrichLlm {
             reviews,
