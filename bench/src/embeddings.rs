@@ -338,7 +338,7 @@ async fn scaling_run(
             pool: &pool,
             direction: Direction::Upgrade,
             data_dir: config.data_dir.clone(),
-            full: false,
+            rerun: Default::default(),
         };
         let phases = revisions::embeddings::REVISION.plan(&ctx).await?;
         let phase_count = if with_index {

@@ -190,7 +190,7 @@ pub async fn scaling_run(
             pool: &pool,
             direction: Direction::Upgrade,
             data_dir: config.data_dir.clone(),
-            full: false,
+            rerun: Default::default(),
         };
         let phases = revisions::enrichment::REVISION.plan(&ctx).await?;
         let revision_run_id = driver

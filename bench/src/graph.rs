@@ -196,7 +196,7 @@ async fn build(
             pool: &pool,
             direction: Direction::Upgrade,
             data_dir: config.data_dir.clone(),
-            full: false,
+            rerun: Default::default(),
         };
         let phases = revisions::graph::REVISION.plan(&ctx).await?;
         let revision_run_id = driver.store_adhoc(catalogue::GRAPH, &phases).await?;

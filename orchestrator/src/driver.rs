@@ -23,7 +23,7 @@ use anyhow::Context;
 use shared::backoff::Backoff;
 use shared::catalogue::{self, Revision, REVISIONS};
 use shared::db;
-use shared::plan::{Direction, Phase, PlanContext};
+use shared::plan::{Direction, Phase, PlanContext, RerunFlags};
 use shared::queue::{Publisher, Topology};
 use shared::store::{self, RunStatus};
 use shared::task::TaskMessage;
@@ -132,8 +132,8 @@ pub struct Driver {
     lock: RunLock,
     run_id: i64,
     listener: Option<PgListener>,
-    /// Re-runs plan a rebuild from scratch (`rerun --full`).
-    pub rerun_full: bool,
+    /// What re-runs were asked for (`rerun --full`, `--prune`).
+    pub rerun: RerunFlags,
 }
 
 /// Opens the database, creates the pipeline tables, takes the run lock and
@@ -165,7 +165,7 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
         lock,
         run_id,
         listener,
-        rerun_full: false,
+        rerun: RerunFlags::default(),
     })
 }
 
@@ -220,7 +220,10 @@ impl Driver {
             pool: &pool,
             direction,
             data_dir: data_dir.to_path_buf(),
-            full: self.rerun_full && direction == Direction::Rerun,
+            rerun: match direction {
+                Direction::Rerun => self.rerun,
+                _ => RerunFlags::default(),
+            },
         };
         let resumable = store::resumable_revision_run(&self.pool, revision.id, direction).await?;
         let revision_run_id = match resumable {

@@ -1,7 +1,7 @@
 use clap::{Parser, Subcommand};
 use orchestrator::migrate;
 use orchestrator::{inspect, search};
-use shared::plan::Direction;
+use shared::plan::{Direction, RerunFlags};
 use shared::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,11 @@ enum Command {
         /// graph revision; with --cascade, the named revision only).
         #[arg(long)]
         full: bool,
+        /// Also delete the rows that disappeared from the files (the seed
+        /// revision; only rows the seed itself loaded, never the shop's own
+        /// rows or memories).
+        #[arg(long)]
+        prune: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -292,10 +297,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             revision,
             cascade,
             full,
+            prune,
             run,
         } => {
             let request = migrate::Request {
-                full,
+                rerun: RerunFlags { full, prune },
                 ..request(&revision, Direction::Rerun, run)
             };
             for summary in migrate::rerun(&config, &request, cascade).await? {
@@ -419,7 +425,7 @@ fn request(target: &str, direction: Direction, args: RunArgs) -> migrate::Reques
         worker_concurrency: args.worker_concurrency,
         data_dir: args.data_dir,
         label: None,
-        full: false,
+        rerun: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use anyhow::bail;
 use shared::catalogue::{self, Revision, Target, REVISIONS};
-use shared::plan::Direction;
+use shared::plan::{Direction, RerunFlags};
 use shared::Config;
 use sqlx::PgPool;
 use std::path::PathBuf;
@@ -33,8 +33,8 @@ pub struct Request {
     /// Who asked, when not a person at the command line ("schedule
     /// nightly"): shown with the run by `status` and `history`.
     pub label: Option<String>,
-    /// `rerun --full`: the revision rebuilds from scratch.
-    pub full: bool,
+    /// `rerun --full` / `--prune`: for the named revision only.
+    pub rerun: RerunFlags,
 }
 
 /// What a finished move did.
@@ -109,7 +109,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         data_dir: data_dir.clone(),
     };
     let mut driver = driver::start(config, &options).await?;
-    driver.rerun_full = request.full;
+    driver.rerun = request.rerun;
     let outcome = async {
         // ...and look again under the run lock.
         let current = current_index(&driver.pool).await?;
@@ -157,11 +157,12 @@ pub async fn rerun(
         pool.close().await;
         if let (Some(from), Some(current)) = (from, current?) {
             for revision in &REVISIONS[from + 1..=current] {
-                // `--full` is the named revision's; the ones after it
-                // change only what changed.
+                // `--full` and `--prune` are the named revision's; the
+                // ones after it change only what changed (a pruned row's
+                // vectors, enrichment and vertices go as deletes).
                 let next = Request {
                     target: revision.id.to_string(),
-                    full: false,
+                    rerun: RerunFlags::default(),
                     ..request.clone()
                 };
                 summaries.push(run(config, &next).await?);

@@ -579,7 +579,7 @@ pub async fn run_action(config: &Config, action: &Action, label: &str) -> anyhow
         worker_concurrency: None,
         data_dir: None,
         label: Some(label.to_string()),
-        full: false,
+        rerun: Default::default(),
     };
     match action {
         Action::Upgrade(target) => migrate::run(config, &request(Direction::Upgrade, target))

@@ -25,10 +25,15 @@ impl Revision {
 
     /// Plans a move of this revision.
     pub async fn plan(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
+        if ctx.rerun.prune && !self.planner.prunes() {
+            anyhow::bail!(
+                "this revision has no --prune re-run (only the seed revision deletes rows gone from its files); run it without --prune"
+            );
+        }
         match ctx.direction {
             Direction::Upgrade => self.planner.upgrade(ctx).await,
             Direction::Downgrade => self.planner.downgrade(ctx).await,
-            Direction::Rerun if ctx.full => self.planner.rerun_full(ctx).await,
+            Direction::Rerun if ctx.rerun.full => self.planner.rerun_full(ctx).await,
             Direction::Rerun => self.planner.rerun(ctx).await,
         }
     }
@@ -57,6 +62,11 @@ pub trait Planner: Send + Sync {
     /// re-run.
     async fn rerun(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         anyhow::bail!("this revision has nothing to re-run")
+    }
+
+    /// Whether a re-run of it takes `--prune` (reads `ctx.rerun.prune`).
+    fn prunes(&self) -> bool {
+        false
     }
 
     /// `rerun --full`: rebuilding from scratch where a re-run otherwise

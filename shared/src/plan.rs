@@ -120,8 +120,19 @@ pub struct PlanContext<'a> {
     pub pool: &'a PgPool,
     pub direction: Direction,
     pub data_dir: PathBuf,
-    /// `rerun --full`: rebuild from scratch instead of bringing up to date.
+    /// What a re-run was asked for beyond bringing the revision up to
+    /// date (all false for an upgrade or a downgrade).
+    pub rerun: RerunFlags,
+}
+
+/// What `rerun` may be asked for beyond bringing a revision up to date.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RerunFlags {
+    /// `--full`: rebuild from scratch (the graph revision).
     pub full: bool,
+    /// `--prune`: also delete what disappeared from the source (the seed:
+    /// rows gone from the files, and only rows the seed itself loaded).
+    pub prune: bool,
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //!   failures, rate limits and delays;
 //! - [`env`]: the integration-test environment: its own database and queue
 //!   prefix per test, and the real `orchestrator` and `worker` binaries;
-//! - [`data`]: data folders to seed from (sample copies, hand-made files).
+//! - [`data`]: data folders to seed from (sample copies, hand-made files);
+//! - [`graph`]: the graph's vertices and edges, for comparing two states.
 
 pub mod data;
 pub mod env;
 pub mod fake_openai;
+pub mod graph;
 
 pub use env::{admin_url, amqp_url, assert_success, bin_dir, repo_root, text, TestEnv};

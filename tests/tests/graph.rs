@@ -257,36 +257,6 @@ async fn assert_parity_on(env: &TestEnv, aspects: bool, mut shop: PgConnection) 
     counted
 }
 
-/// `(label, start label, start entry, end label, end entry, properties)`.
-type DumpedEdge = (String, String, i64, String, i64, String);
-
-/// Vertices and edges, without graph ids: `(label, properties)` and
-/// `(label, start label, start entry, end label, end entry, properties)`.
-async fn dump(env: &TestEnv) -> (Vec<(String, String)>, Vec<DumpedEdge>) {
-    let vertices = sqlx::query_as(
-        "SELECT l.name::text, ag_catalog.agtype_out(v.properties)::text
-           FROM product_review_graph._ag_label_vertex v
-           JOIN ag_catalog.ag_label l ON l.relation = v.tableoid::regclass
-          ORDER BY 1, 2",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    let edges = sqlx::query_as(
-        "SELECT l.name::text, sl.name::text, e.start_id::text::bigint & 281474976710655,
-                el.name::text, e.end_id::text::bigint & 281474976710655, ag_catalog.agtype_out(e.properties)::text
-           FROM product_review_graph._ag_label_edge e
-           JOIN ag_catalog.ag_label l ON l.relation = e.tableoid::regclass
-           JOIN ag_catalog.ag_label sl ON sl.graph = l.graph AND sl.id = (e.start_id::text::bigint >> 48)::int
-           JOIN ag_catalog.ag_label el ON el.graph = l.graph AND el.id = (e.end_id::text::bigint >> 48)::int
-          ORDER BY 1, 2, 3, 4, 5, 6",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    (vertices, edges)
-}
-
 async fn label_count(env: &TestEnv, label: &str) -> i64 {
     scalar_i64(
         env,
@@ -547,7 +517,7 @@ async fn an_incremental_rerun_gives_what_a_full_rebuild_gives_and_the_shop_never
     let mut env = at_enrichment("graph_rerun", Some(&dir), TWO_ASPECTS).await;
     env.set_env("GRAPH_TASK_ROWS", "500");
     assert_success(&env.orchestrator(&["upgrade", GRAPH]).await);
-    let before = dump(&env).await;
+    let before = testkit::graph::dump(&env.pool).await;
 
     // The query to watch: the feature and sentiment of review 10's main aspect.
     let (feature, sentiment): (String, String) = sqlx::query_as(
@@ -596,7 +566,7 @@ async fn an_incremental_rerun_gives_what_a_full_rebuild_gives_and_the_shop_never
     let watcher = keep_asking(&env, products.clone(), feature.clone(), sentiment, stopped);
     let output = env.orchestrator(&["rerun", GRAPH]).await;
     assert_success(&output);
-    let incremental = dump(&env).await;
+    let incremental = testkit::graph::dump(&env.pool).await;
     let applied = scalar_i64(
         &env,
         "SELECT rows_done FROM pipeline.tasks WHERE revision = 'f41ba96cab17' AND kind = 'apply' ORDER BY id DESC LIMIT 1",
@@ -605,7 +575,7 @@ async fn an_incremental_rerun_gives_what_a_full_rebuild_gives_and_the_shop_never
     assert_success(&env.orchestrator(&["rerun", GRAPH, "--full"]).await);
     stop.send(true).unwrap();
     let (answers, errors) = watcher.await.unwrap();
-    let full = dump(&env).await;
+    let full = testkit::graph::dump(&env.pool).await;
 
     assert_ne!(incremental, before);
     assert_eq!(
@@ -808,7 +778,7 @@ async fn downgrade_drops_the_graph_and_upgrade_builds_it_again_identically() {
     let dir = generated("downgrade", 500);
     let env = at_enrichment("graph_down", Some(&dir), TWO_ASPECTS).await;
     assert_success(&env.orchestrator(&["upgrade", GRAPH]).await);
-    let built = dump(&env).await;
+    let built = testkit::graph::dump(&env.pool).await;
     assert!(!built.1.is_empty());
     assert_success(&env.orchestrator(&["downgrade", ENRICHMENT]).await);
     assert_eq!(
@@ -839,7 +809,7 @@ async fn downgrade_drops_the_graph_and_upgrade_builds_it_again_identically() {
     assert!(gone.is_err_and(|e| e.to_string().contains("does not exist")));
     shop.close().await.ok();
     assert_success(&env.orchestrator(&["upgrade", GRAPH]).await);
-    assert_eq!(dump(&env).await, built);
+    assert_eq!(testkit::graph::dump(&env.pool).await, built);
     std::fs::remove_dir_all(&dir).ok();
     env.cleanup().await;
 }

@@ -892,3 +892,104 @@ async fn a_directory_with_both_spellings_of_a_table_is_refused_before_anything_i
     std::fs::remove_dir_all(&older).ok();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_pruning_rerun_deletes_only_the_seeds_rows_gone_from_the_files() {
+    let env = seeded("seed_prune", 1).await;
+    // The shop's own rows: a review it took, and a memory its memory layer
+    // wrote (no origin marker), both about things the files will drop.
+    let shop_review: i32 = sqlx::query_scalar(
+        "INSERT INTO public.product_reviews (product_id, user_name, review) VALUES (1, 'shopper', 'Written in the shop') RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO public.memories (id, payload) VALUES ('00000000-0000-4000-8000-000000000008',
+           jsonb_build_object('data', 'Asked the shop about trail shoes', 'user_id', '8', 'hash', md5('Asked the shop about trail shoes')))",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let seeded_memories_of_8 =
+        "SELECT count(*) FROM public.memories WHERE payload->>'user_id' = '8' AND payload->>'origin' = 'agenticshop-seed'";
+    assert_eq!(env.scalar(seeded_memories_of_8).await, 3);
+    let reviews = count(&env, "product_reviews").await;
+    let users = count(&env, "users").await;
+
+    let dir = copy_sample("prune");
+    edit(&dir, "product_reviews.csv", |c| {
+        let start = c.windows(5).position(|w| w == b"\n\"3\",").unwrap() + 1;
+        let end = start + c[start..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        [&c[..start], &c[end..]].concat()
+    });
+    edit(&dir, "users.csv", |c| {
+        let start = c.windows(3).position(|w| w == b"\n8,").unwrap() + 1;
+        c[..start].to_vec()
+    });
+    let rerun = |prune: bool| {
+        let mut args = vec!["rerun", SEED, "--data-dir", dir.to_str().unwrap()];
+        if prune {
+            args.push("--prune");
+        }
+        let env = &env;
+        async move { env.orchestrator(&args).await }
+    };
+
+    // Without --prune a re-run only upserts: nothing is deleted.
+    assert_success(&rerun(false).await);
+    assert_eq!(count(&env, "product_reviews").await, reviews);
+    assert_eq!(env.scalar(seeded_memories_of_8).await, 3);
+
+    assert_success(&rerun(true).await);
+    assert_eq!(count(&env, "product_reviews").await, reviews - 1);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.product_reviews WHERE id = 3")
+            .await,
+        0,
+        "the review gone from the file is deleted"
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM public.product_reviews WHERE id = {shop_review} AND review = 'Written in the shop'"
+        ))
+        .await,
+        1,
+        "the shop's own review is kept"
+    );
+    assert_eq!(count(&env, "users").await, users - 1);
+    assert_eq!(env.scalar(seeded_memories_of_8).await, 0);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.memories WHERE id = '00000000-0000-4000-8000-000000000008'")
+            .await,
+        1,
+        "the shop's own memory is kept"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.memories WHERE payload->>'user_id' = '1'")
+            .await,
+        3,
+        "memories still in the files are kept"
+    );
+    // The sequence never goes back: the next review comes after the shop's.
+    let next: i32 = sqlx::query_scalar(
+        "INSERT INTO public.product_reviews (product_id) VALUES (1) RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(next, shop_review + 1);
+
+    // Only the seed prunes, and the refusal says so.
+    let refused = env
+        .orchestrator(&["rerun", "1b33292593a9", "--prune"])
+        .await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("only the seed revision deletes rows gone from its files"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}

@@ -49,6 +49,54 @@ pub struct Selection {
     pub left_scope: Vec<i64>,
 }
 
+/// The enrichment's book-keeping tables a seed re-run looks at (they exist
+/// once the enrichment has run).
+pub const BOOKKEEPING: [&str; 2] = ["pipeline.enrichment_reviews", "pipeline.enrichment_backup"];
+
+/// What a seed re-run upserts `product_reviews` from, instead of its
+/// staging table `staging` (columns `columns`, `id` among them): where the
+/// file still carries the values the enrichment backed up (the data did not
+/// change) and the row still holds what the enrichment wrote, the enriched
+/// `feature_id` and `sentiment` are kept. Otherwise re-running the seed
+/// would put the data's empty values back over every enriched review, and
+/// the next enrichment would decide them all again.
+pub fn seed_upsert_source(staging: &str, columns: &[&str]) -> String {
+    const ENRICHED: [(&str, &str); 2] = [
+        ("feature_id", "wrote_feature_id"),
+        ("sentiment", "wrote_sentiment"),
+    ];
+    let mut owned = vec![
+        "e.review_id IS NOT NULL".to_string(),
+        "b.review_id IS NOT NULL".to_string(),
+    ];
+    for (column, wrote) in ENRICHED {
+        owned.push(format!("r.{column} IS NOT DISTINCT FROM e.{wrote}"));
+        if columns.contains(&column) {
+            owned.push(format!("s.{column} IS NOT DISTINCT FROM b.{column}"));
+        }
+    }
+    let owned = owned.join(" AND ");
+    let selected: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if ENRICHED.iter().any(|(e, _)| e == c) {
+                format!("CASE WHEN {owned} THEN r.{c} ELSE s.{c} END AS {c}")
+            } else {
+                format!("s.{c}")
+            }
+        })
+        .collect();
+    format!(
+        "SELECT {} FROM {staging} s
+           LEFT JOIN public.product_reviews r ON r.id = s.id
+           LEFT JOIN {} e ON e.review_id = s.id
+           LEFT JOIN {} b ON b.review_id = s.id",
+        selected.join(", "),
+        BOOKKEEPING[0],
+        BOOKKEEPING[1]
+    )
+}
+
 /// One review row with what the pipeline knows of it.
 #[derive(sqlx::FromRow)]
 struct Row {

@@ -10,12 +10,16 @@
 //! tables as they were, and is reported with its file and line, which
 //! staging keeps in `_line`.
 //!
-//! Both modes: every id sequence is moved past the largest id, so that the
+//! `rerun seed --prune` first deletes the rows the seed loaded that are gone
+//! from the files ([`prune`]), in the same transaction.
+//!
+//! Both modes: the ids loaded are recorded ([`seed::LOADED_IDS`]), every id
+//! sequence is moved past the largest id (never backwards), so that the
 //! application's own inserts do not collide, and the tables are analysed.
 
 use super::encode::{Mapping, ERROR_CAP};
 use super::load::{db_problem, describe_problem, read_header};
-use super::memories::memory_upsert_sql;
+use super::memories::{memory_prune_sql, memory_upsert_sql};
 use super::tables::{self, Table};
 use super::tasks::{self as seed, FinalizePayload, Mode, SeedFile};
 use shared::exec::{Completed, Permanent, TaskContext};
@@ -27,6 +31,9 @@ pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::
     let mut tx = ctx.conn.begin().await?;
     let mut rows: i64 = 0;
     if payload.mode == Mode::Merge {
+        if payload.prune {
+            rows += prune(&mut tx, run, &payload.memory_table).await?;
+        }
         for source in &payload.files {
             let table = tables::find(&source.table)
                 .ok_or_else(|| Permanent::new(format!("unknown seed table {:?}", source.table)))?;
@@ -38,6 +45,9 @@ pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::
         );
         let sql = memory_upsert_sql(&payload.memory_table, &source);
         (&mut *tx).execute(sql.as_str()).await?;
+    }
+    record_loaded_ids(&mut tx, run, payload.mode, payload.prune).await?;
+    if payload.mode == Mode::Merge {
         let mut staging: Vec<String> = seed::tables()
             .map(|t| seed::staging_table(run, t))
             .collect();
@@ -62,7 +72,99 @@ pub async fn execute(ctx: TaskContext<'_>, payload: FinalizePayload) -> anyhow::
     ctx.task.complete(tx, rows).await
 }
 
-/// Upserts one table from its staging table; returns the rows written.
+/// `--prune`: deletes, children first, every row the seed loaded (by
+/// [`seed::LOADED_IDS`]) whose id is not in this run's staging, then the
+/// seed's memories (by their origin marker) not staged. Rows the shop
+/// inserted itself are not in the record and are never deleted, except
+/// where the shop's schema cascades (`ON DELETE CASCADE`: the personalised
+/// sections of a pruned product go with it). Returns the rows deleted.
+async fn prune(conn: &mut PgConnection, run: i64, memory_table: &str) -> anyhow::Result<i64> {
+    let mut deleted = 0;
+    let recorded: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT table_name FROM {}",
+        seed::LOADED_IDS
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for table in seed::tables().rev() {
+        if !recorded.iter().any(|t| t == table) {
+            tracing::warn!(
+                "--prune: no record of which public.{table} rows the seed loaded (seeded by an earlier version): none deleted; this run records them, so the next --prune can"
+            );
+            continue;
+        }
+        let staging = seed::staging_table(run, table);
+        let sql = format!(
+            "DELETE FROM public.{table} t
+              USING {loaded} l
+              WHERE l.table_name = '{table}' AND t.id <@ l.ids
+                AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.id = t.id)",
+            loaded = seed::LOADED_IDS
+        );
+        let done = sqlx::query(&sql).execute(&mut *conn).await?.rows_affected();
+        if done > 0 {
+            tracing::info!("--prune: deleted {done} row(s) of public.{table} gone from its file");
+        }
+        deleted += done as i64;
+    }
+    let sql = memory_prune_sql(memory_table, &seed::staging_memories(run));
+    let done = sqlx::query(&sql).execute(&mut *conn).await?.rows_affected();
+    if done > 0 {
+        tracing::info!("--prune: deleted {done} seeded memory(ies) gone from users.csv");
+    }
+    Ok(deleted + done as i64)
+}
+
+/// Records which ids of each table the seed has loaded: after a fresh load,
+/// every row (the tables were empty); after a merge, the earlier record
+/// plus this run's ids, or, with `--prune`, this run's ids alone (the rest
+/// were just deleted).
+async fn record_loaded_ids(
+    conn: &mut PgConnection,
+    run: i64,
+    mode: Mode,
+    prune: bool,
+) -> anyhow::Result<()> {
+    let loaded = seed::LOADED_IDS;
+    for table in seed::tables() {
+        let (source, keep_earlier) = match mode {
+            Mode::Fresh => (format!("public.{table}"), false),
+            Mode::Merge => (seed::staging_table(run, table), !prune),
+        };
+        let ids = format!(
+            "SELECT coalesce(range_agg(int4range(id, id, '[]')), '{{}}'::int4multirange) FROM {source}"
+        );
+        let merged = if keep_earlier {
+            format!("EXCLUDED.ids + {loaded}.ids")
+        } else {
+            "EXCLUDED.ids".to_string()
+        };
+        let sql = format!(
+            "INSERT INTO {loaded} (table_name, ids) SELECT '{table}', ({ids})
+             ON CONFLICT (table_name) DO UPDATE SET ids = {merged}"
+        );
+        sqlx::query(&sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Whether the enrichment's book-keeping is there (it has run at least once).
+async fn enrichment_ran(conn: &mut PgConnection) -> anyhow::Result<bool> {
+    let tables: Vec<String> = crate::enrichment::reviews::BOOKKEEPING
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let found: i64 = sqlx::query_scalar("SELECT count(to_regclass(t)) FROM unnest($1::text[]) t")
+        .bind(&tables)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(found == tables.len() as i64)
+}
+
+/// Upserts one table from its staging table (keeping what the enrichment
+/// wrote over the data's empty values, see
+/// [`crate::enrichment::reviews::seed_upsert_source`]); returns the rows
+/// written.
 async fn apply(
     conn: &mut PgConnection,
     pool: &PgPool,
@@ -159,8 +261,13 @@ async fn apply(
                 .join(", ")
         )
     };
+    let source = if table.name == "product_reviews" && enrichment_ran(conn).await? {
+        crate::enrichment::reviews::seed_upsert_source(&staging, &columns)
+    } else {
+        format!("SELECT * FROM {staging}")
+    };
     let sql = format!(
-        "INSERT INTO public.{table} AS t ({list}) SELECT {list} FROM {staging} ORDER BY id ON CONFLICT (id) {on_conflict}",
+        "INSERT INTO public.{table} AS t ({list}) SELECT {list} FROM ({source}) s ORDER BY id ON CONFLICT (id) {on_conflict}",
         table = table.name
     );
     match sqlx::query(&sql).execute(&mut *conn).await {

@@ -5,8 +5,9 @@
 //! - `prepare`: the memory table (and, in merge mode, the staging tables);
 //! - `load`: one range of records of one file ([`load`]);
 //! - `finalize`: in merge mode, upserts everything from staging in one
-//!   transaction ([`finalize`]); always moves every id sequence past the
-//!   largest id and analyses the tables;
+//!   transaction ([`finalize`]) and, with `--prune`, deletes the seed's rows
+//!   gone from the files; always records which ids the seed loaded, moves
+//!   every id sequence past the largest id and analyses the tables;
 //! - `downgrade`: empties the seeded tables, drops the memory table.
 //!
 //! Every task writes its effect and marks itself done in one transaction.
@@ -66,6 +67,11 @@ async fn prepare(ctx: TaskContext<'_>, payload: PreparePayload) -> anyhow::Resul
         payload.memory_table, payload.memory_dims
     );
     (&mut *tx).execute(create.as_str()).await?;
+    let loaded = format!(
+        "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, ids int4multirange NOT NULL)",
+        seed::LOADED_IDS
+    );
+    (&mut *tx).execute(loaded.as_str()).await?;
     if payload.mode == Mode::Merge {
         let run = ctx.task.revision_run_id;
         for table in seed::tables() {
@@ -87,7 +93,11 @@ async fn downgrade(ctx: TaskContext<'_>, payload: DowngradePayload) -> anyhow::R
         seed::tables_to_empty().join(", ")
     );
     (&mut *tx).execute(truncate.as_str()).await?;
-    let drop = format!("DROP TABLE IF EXISTS public.{}", payload.memory_table);
+    let drop = format!(
+        "DROP TABLE IF EXISTS public.{}, {}",
+        payload.memory_table,
+        seed::LOADED_IDS
+    );
     (&mut *tx).execute(drop.as_str()).await?;
     ctx.task.complete(tx, 0).await
 }

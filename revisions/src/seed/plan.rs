@@ -35,6 +35,8 @@ pub struct LoadInputs {
     pub memory_table: String,
     pub memory_dims: u32,
     pub memory_state: MemoryTableState,
+    /// `rerun --prune`.
+    pub prune: bool,
     /// In load order ([`seed::PHASES`]).
     pub files: Vec<ScannedFile>,
 }
@@ -101,9 +103,12 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
         "finalize",
         vec![PlannedTask::new(
             Role::Seed,
-            match mode {
-                Mode::Fresh => "move id sequences past the largest ids, analyse",
-                Mode::Merge => "upsert from staging, move id sequences, analyse",
+            match (mode, inputs.prune) {
+                (Mode::Fresh, _) => "move id sequences past the largest ids, analyse",
+                (Mode::Merge, false) => "upsert from staging, move id sequences, analyse",
+                (Mode::Merge, true) => {
+                    "delete the seeded rows gone from the files, upsert from staging, move id sequences, analyse"
+                }
             },
             &SeedTask::Finalize(FinalizePayload {
                 mode,
@@ -118,6 +123,7 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                     .collect(),
                 memory_table,
                 memory_state: inputs.memory_state,
+                prune: inputs.prune,
             }),
         )],
     ));
@@ -166,6 +172,7 @@ impl SeedPlanner {
             memory_table,
             memory_dims: ctx.config.memory_dims,
             memory_state,
+            prune: ctx.rerun.prune,
             files,
         }))
     }
@@ -173,6 +180,10 @@ impl SeedPlanner {
 
 #[async_trait::async_trait]
 impl Planner for SeedPlanner {
+    fn prunes(&self) -> bool {
+        true
+    }
+
     async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         self.load(ctx).await
     }
@@ -438,6 +449,7 @@ mod tests {
             memory_table: "mem0_memories".into(),
             memory_dims: 384,
             memory_state: MemoryTableState::Missing,
+            prune: false,
             files: seed::tables()
                 .map(|t| {
                     let records: &[u64] = if t == seed::PHASES[1][1] { &[3, 3, 1] } else { &[2] };

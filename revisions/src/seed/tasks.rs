@@ -211,6 +211,10 @@ pub struct FinalizePayload {
     pub files: Vec<SeedFile>,
     pub memory_table: String,
     pub memory_state: MemoryTableState,
+    /// `rerun seed --prune` (merge mode): also delete the rows, among those
+    /// the seed loaded, that are gone from the files.
+    #[serde(default)]
+    pub prune: bool,
 }
 
 /// Downgrade: empty the seeded tables, drop the memory table.
@@ -230,6 +234,12 @@ pub fn staging_table(revision_run_id: i64, table: &str) -> String {
 pub fn staging_memories(revision_run_id: i64) -> String {
     format!("pipeline.seed_{revision_run_id}_memories")
 }
+
+/// Which ids of each seeded table the seed loaded (`table_name`,
+/// `ids int4multirange`): what `--prune` may delete, so that rows the shop
+/// inserted itself are never touched. Written by each finalize, in the same
+/// transaction as the rows.
+pub const LOADED_IDS: &str = "pipeline.loaded_seed_ids";
 
 /// `LIKE` pattern matching every staging table of a revision run (in
 /// `pg_tables.tablename`, schema `pipeline`).
