@@ -1,9 +1,10 @@
-//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph`: the benchmarks, kept out
+//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph|cascade`: the benchmarks, kept out
 //! of the production binary. `orchestrator bench ARGS` runs this binary
 //! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
 //! a module, and works in a scratch database and queue prefix of its own
 //! ([`scratch`]) on the configured servers.
 
+mod cascade;
 mod embeddings;
 mod enrich;
 mod enrich_llm;
@@ -133,6 +134,26 @@ enum Command {
         /// Reviews the original way builds (0 skips it).
         #[arg(long, default_value_t = 10_000)]
         original_reviews: usize,
+        /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// A scheduled re-run's cost: a generated data set brought to head, 1 %
+    /// of its reviews changed (edited, deleted, inserted), then `rerun seed
+    /// --prune --cascade`; prints both times, their ratio and what each
+    /// revision of the cascade did.
+    Cascade {
+        #[arg(long, default_value_t = 1_000_000)]
+        reviews: usize,
+        /// Local worker processes (every role).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Share of the reviews changed.
+        #[arg(long, default_value_t = 0.01)]
+        changed_share: f64,
         /// Keep the scratch database and the generated files.
         #[arg(long)]
         keep: bool,
@@ -321,6 +342,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        Command::Cascade {
+            reviews,
+            workers,
+            concurrency,
+            changed_share,
+            keep,
+        } => {
+            let options = cascade::CascadeBench {
+                reviews,
+                workers: workers.max(1),
+                concurrency: concurrency.max(1),
+                changed_share,
+                keep,
+            };
+            cascade::cascade(&config, &options).await
         }
         Command::Runtime {
             tasks,
