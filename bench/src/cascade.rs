@@ -37,25 +37,17 @@ pub struct CascadeBench {
 }
 
 pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()> {
-    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
-    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-cascade-{tag}"));
-    let generate = datagen::GenerateOptions {
-        out_dir: data_dir.clone(),
-        products: (bench.reviews / 1000).max(60),
-        reviews: bench.reviews,
-        users: 50,
-        seed: 42,
-        labelled_share: 0.5,
-    };
-    eprintln!(
-        "generating {} reviews into {}",
-        bench.reviews,
-        data_dir.display()
-    );
-    tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
-
-    let database = format!("agenticshop_bench_cascade_{tag}");
-    let (admin, url) = crate::scratch::create(config, &database).await?;
+    let room = crate::scratch::Room::open(
+        config,
+        "cascade",
+        crate::scratch::DataSet {
+            products: (bench.reviews / 1000).max(60),
+            reviews: bench.reviews,
+            users: 50,
+            labelled_share: 0.5,
+        },
+    )
+    .await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: Duration::ZERO,
         dims: 384,
@@ -66,9 +58,12 @@ pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()
     // The orchestrator (planning here) and the workers read the same
     // settings: the caller's, with the scratch room and the fake providers.
     let settings: Vec<(String, String)> = [
-        ("DATABASE_URL", url),
-        ("QUEUE_PREFIX", format!("bench-cascade-{tag}")),
-        ("DATA_DIR", data_dir.display().to_string()),
+        (
+            "DATABASE_URL",
+            room.config.database_url.expose().to_string(),
+        ),
+        ("QUEUE_PREFIX", room.config.queue_prefix.clone()),
+        ("DATA_DIR", room.data_dir.display().to_string()),
         ("EMBEDDING_PROVIDER", "openai".into()),
         ("OPENAI_BASE_URL", server.base_url()),
         ("OPENAI_API_KEY", "sk-fake".into()),
@@ -86,7 +81,7 @@ pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()
 
     let result = run(&bench_config, bench, &settings, &server).await;
 
-    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    room.close(bench.keep).await;
     result
 }
 

@@ -26,7 +26,7 @@ use revisions::embeddings::sources::node_id;
 use revisions::embeddings::write::{self, CopyBuffer, DocumentRow};
 use revisions::embeddings::{EmbeddingTable, Source};
 use shared::catalogue;
-use shared::config::{ConnectionUrl, EmbeddingProvider, Secret};
+use shared::config::{EmbeddingProvider, Secret};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
@@ -65,35 +65,24 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     if !bench.skip_local {
         local_model(config).await;
     }
-    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
-    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-embeddings-{tag}"));
-    let generate = datagen::GenerateOptions {
-        out_dir: data_dir.clone(),
-        products: (bench.reviews / 1000).max(60),
-        reviews: bench.reviews,
-        users: 20,
-        seed: 42,
-        labelled_share: 0.0,
-    };
-    eprintln!(
-        "generating {} reviews into {}",
-        bench.reviews,
-        data_dir.display()
-    );
-    tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
-
-    let database = format!("agenticshop_bench_embeddings_{tag}");
-    let (admin, url) = crate::scratch::create(config, &database).await?;
+    let room = crate::scratch::Room::open(
+        config,
+        "embeddings",
+        crate::scratch::DataSet {
+            products: (bench.reviews / 1000).max(60),
+            reviews: bench.reviews,
+            users: 20,
+            labelled_share: 0.0,
+        },
+    )
+    .await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         dims: bench.dims,
         record_texts: false,
     })
     .await?;
-    let mut bench_config = config.clone();
-    bench_config.database_url = ConnectionUrl::new(url.clone());
-    bench_config.queue_prefix = format!("bench-embeddings-{tag}");
-    bench_config.data_dir = data_dir.clone();
+    let mut bench_config = room.config.clone();
     bench_config.memory_dims = bench.dims as u32;
     bench_config.openai.base_url = server.base_url();
     bench_config.openai.api_key = Secret::new("sk-fake");
@@ -107,7 +96,7 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
 
     let result = run(&bench_config, bench, &server).await;
 
-    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    room.close(bench.keep).await;
     result
 }
 

@@ -20,7 +20,7 @@
 use crate::enrich;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::lock::WaitPolicy;
-use shared::config::{ConnectionUrl, EnrichProvider, EnrichScope, Secret};
+use shared::config::{EnrichProvider, EnrichScope, Secret};
 use shared::Config;
 use std::time::Duration;
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
@@ -53,35 +53,24 @@ struct Run {
 }
 
 pub async fn enrich_llm(config: &Config, bench: &EnrichLlmBench) -> anyhow::Result<()> {
-    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
-    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-enrich-llm-{tag}"));
-    let generate = datagen::GenerateOptions {
-        out_dir: data_dir.clone(),
-        products: (bench.reviews / 100).max(60),
-        reviews: bench.reviews,
-        users: 50,
-        seed: 42,
-        labelled_share: 0.0,
-    };
-    eprintln!(
-        "generating {} reviews into {}",
-        bench.reviews,
-        data_dir.display()
-    );
-    tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
-
-    let database = format!("agenticshop_bench_enrich_llm_{tag}");
-    let (admin, url) = crate::scratch::create(config, &database).await?;
+    let room = crate::scratch::Room::open(
+        config,
+        "enrich-llm",
+        crate::scratch::DataSet {
+            products: (bench.reviews / 100).max(60),
+            reviews: bench.reviews,
+            users: 50,
+            labelled_share: 0.0,
+        },
+    )
+    .await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         ..FakeOptions::default()
     })
     .await?;
     server.answer_chat_automatically();
-    let mut bench_config = config.clone();
-    bench_config.database_url = ConnectionUrl::new(url);
-    bench_config.queue_prefix = format!("bench-enrich-llm-{tag}");
-    bench_config.data_dir = data_dir.clone();
+    let mut bench_config = room.config.clone();
     bench_config.openai.base_url = server.base_url();
     bench_config.openai.api_key = Secret::new("sk-fake");
     let e = &mut bench_config.enrichment;
@@ -95,7 +84,7 @@ pub async fn enrich_llm(config: &Config, bench: &EnrichLlmBench) -> anyhow::Resu
 
     let result = run(&bench_config, bench, &server).await;
 
-    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    room.close(bench.keep).await;
     result
 }
 

@@ -19,7 +19,7 @@ use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
 use orchestrator::plan::{Direction, PlanContext};
 use shared::catalogue;
-use shared::config::{ConnectionUrl, SentimentEdges};
+use shared::config::SentimentEdges;
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 use std::collections::BTreeMap;
@@ -40,35 +40,24 @@ pub struct GraphBench {
 }
 
 pub async fn graph(config: &Config, bench: &GraphBench) -> anyhow::Result<()> {
-    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
-    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-graph-{tag}"));
-    let generate = datagen::GenerateOptions {
-        out_dir: data_dir.clone(),
-        products: (bench.reviews / 1000).max(60),
-        reviews: bench.reviews,
-        users: 20,
-        seed: 42,
-        labelled_share: 1.0,
-    };
-    eprintln!(
-        "generating {} reviews into {}",
-        bench.reviews,
-        data_dir.display()
-    );
-    tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
-
-    let database = format!("agenticshop_bench_graph_{tag}");
-    let (admin, url) = crate::scratch::create(config, &database).await?;
-    let mut bench_config = config.clone();
-    bench_config.database_url = ConnectionUrl::new(url);
-    bench_config.queue_prefix = format!("bench-graph-{tag}");
-    bench_config.data_dir = data_dir.clone();
+    let room = crate::scratch::Room::open(
+        config,
+        "graph",
+        crate::scratch::DataSet {
+            products: (bench.reviews / 1000).max(60),
+            reviews: bench.reviews,
+            users: 20,
+            labelled_share: 1.0,
+        },
+    )
+    .await?;
+    let mut bench_config = room.config.clone();
     bench_config.graph.task_rows = bench.task_rows;
     bench_config.graph.sentiment_edges = SentimentEdges::Main;
 
     let result = run(&bench_config, bench).await;
 
-    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    room.close(bench.keep).await;
     result
 }
 

@@ -1,55 +1,103 @@
-//! The scratch room of a benchmark: a database of its own on the configured
-//! server (and, through the caller's config, a queue prefix of its own), so
-//! that real workers and data are never touched; [`remove`] takes it down.
+//! The scratch room of a benchmark: a generated data set in a temporary
+//! folder, a database of its own on the configured server and a queue prefix
+//! of its own, so that real workers and data are never touched;
+//! [`Room::close`] takes it down.
 
+use anyhow::Context as _;
+use shared::config::ConnectionUrl;
 use shared::Config;
+use sqlx::Connection as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// Creates a benchmark's scratch database on the configured server; returns
-/// a connection to the server's configured database (to drop it later with
-/// [`remove`]) and the scratch database's URL.
-pub async fn create(
-    config: &Config,
-    database: &str,
-) -> anyhow::Result<(sqlx::PgConnection, String)> {
-    use anyhow::Context as _;
-    use sqlx::Connection as _;
-    let url = shared::db::url_with_database(config.database_url.expose(), database)?;
-    let mut admin = sqlx::PgConnection::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("connecting to {}", config.database_url))?;
-    sqlx::Executor::execute(
-        &mut admin,
-        format!("CREATE DATABASE \"{database}\"").as_str(),
-    )
-    .await?;
-    Ok((admin, url))
+/// The data set a benchmark generates (seed 42).
+pub struct DataSet {
+    pub products: usize,
+    pub reviews: usize,
+    pub users: usize,
+    /// Share of the reviews whose feature and sentiment the files give.
+    pub labelled_share: f64,
 }
 
-/// Removes what a benchmark made to work in: its queue prefix, its scratch
-/// database (through `admin`, a connection to another database of the
-/// server) and its generated data folder; with `keep`, only the queues.
-pub async fn remove(
-    config: &Config,
-    mut admin: sqlx::PgConnection,
-    database: &str,
-    data_dir: &std::path::Path,
-    keep: bool,
-) {
-    if let Ok(connection) = shared::queue::connect(config, "bench clean-up", Duration::ZERO).await {
-        if let Ok(channel) = connection.create_channel().await {
-            shared::queue::Topology::from_config(config)
-                .delete(&channel)
-                .await;
+pub struct Room {
+    /// The caller's configuration, pointing at the scratch database, queue
+    /// prefix and data folder.
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub summary: datagen::GenerateSummary,
+    database: String,
+    /// A connection to the server's configured database, to drop the
+    /// scratch one from.
+    admin: sqlx::PgConnection,
+}
+
+impl Room {
+    /// Generates `data` and creates the database of benchmark `name`.
+    pub async fn open(config: &Config, name: &str, data: DataSet) -> anyhow::Result<Room> {
+        let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
+        let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-{name}-{tag}"));
+        let generate = datagen::GenerateOptions {
+            out_dir: data_dir.clone(),
+            products: data.products,
+            reviews: data.reviews,
+            users: data.users,
+            seed: 42,
+            labelled_share: data.labelled_share,
+        };
+        eprintln!(
+            "generating {} reviews into {}",
+            data.reviews,
+            data_dir.display()
+        );
+        let summary = tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
+
+        let database = format!("agenticshop_bench_{}_{tag}", name.replace('-', "_"));
+        let url = shared::db::url_with_database(config.database_url.expose(), &database)?;
+        let mut admin = sqlx::PgConnection::connect(config.database_url.expose())
+            .await
+            .with_context(|| format!("connecting to {}", config.database_url))?;
+        sqlx::Executor::execute(
+            &mut admin,
+            format!("CREATE DATABASE \"{database}\"").as_str(),
+        )
+        .await?;
+        let mut config = config.clone();
+        config.database_url = ConnectionUrl::new(url);
+        config.queue_prefix = format!("bench-{name}-{tag}");
+        config.data_dir = data_dir.clone();
+        Ok(Room {
+            config,
+            data_dir,
+            summary,
+            database,
+            admin,
+        })
+    }
+
+    /// Removes the room's queues, database and data folder; with `keep`,
+    /// only the queues.
+    pub async fn close(mut self, keep: bool) {
+        if let Ok(connection) =
+            shared::queue::connect(&self.config, "bench clean-up", Duration::ZERO).await
+        {
+            if let Ok(channel) = connection.create_channel().await {
+                shared::queue::Topology::from_config(&self.config)
+                    .delete(&channel)
+                    .await;
+            }
+            let _ = connection.close(200, "done".into()).await;
         }
-        let _ = connection.close(200, "done".into()).await;
+        if keep {
+            eprintln!(
+                "kept database {} and {}",
+                self.database,
+                self.data_dir.display()
+            );
+        } else {
+            let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
+            let _ = sqlx::Executor::execute(&mut self.admin, drop.as_str()).await;
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+        let _ = self.admin.close().await;
     }
-    if keep {
-        eprintln!("kept database {database} and {}", data_dir.display());
-    } else {
-        let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-        let _ = sqlx::Executor::execute(&mut admin, drop.as_str()).await;
-        let _ = std::fs::remove_dir_all(data_dir);
-    }
-    let _ = sqlx::Connection::close(admin).await;
 }

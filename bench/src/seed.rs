@@ -13,7 +13,6 @@ use orchestrator::lock::WaitPolicy;
 use orchestrator::plan::Direction;
 use revisions::seed::tasks as seed;
 use shared::catalogue;
-use shared::config::ConnectionUrl;
 use shared::Config;
 use sqlx::{Connection, Executor, PgConnection};
 use std::path::{Path, PathBuf};
@@ -41,34 +40,23 @@ const PLAIN_COPY_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
-    let tag = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp());
-    let data_dir = std::env::temp_dir().join(format!("agenticshop-bench-seed-{tag}"));
-    let generate = datagen::GenerateOptions {
-        out_dir: data_dir.clone(),
-        products: bench.products,
-        reviews: bench.reviews,
-        users: bench.users,
-        seed: 42,
-        labelled_share: 0.3,
-    };
-    eprintln!(
-        "generating {} reviews into {}",
-        bench.reviews,
-        data_dir.display()
-    );
-    let summary = tokio::task::spawn_blocking(move || datagen::generate(&generate)).await??;
-    eprintln!("{summary}");
+    let room = crate::scratch::Room::open(
+        config,
+        "seed",
+        crate::scratch::DataSet {
+            products: bench.products,
+            reviews: bench.reviews,
+            users: bench.users,
+            labelled_share: 0.3,
+        },
+    )
+    .await?;
+    let bench_config = room.config.clone();
 
-    let database = format!("agenticshop_bench_seed_{tag}");
-    let (admin, url) = crate::scratch::create(config, &database).await?;
-    let mut bench_config = config.clone();
-    bench_config.database_url = ConnectionUrl::new(url.clone());
-    bench_config.queue_prefix = format!("bench-seed-{tag}");
-    bench_config.data_dir = data_dir.clone();
+    eprintln!("{}", room.summary);
+    let result = run(&bench_config, bench, &room.data_dir, &room.summary).await;
 
-    let result = run(&bench_config, bench, &data_dir, &summary).await;
-
-    crate::scratch::remove(&bench_config, admin, &database, &data_dir, bench.keep).await;
+    room.close(bench.keep).await;
     result
 }
 
