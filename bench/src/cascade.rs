@@ -14,6 +14,7 @@
 //! chat completions, answering at once), so the times are the pipeline's
 //! own; with a real provider, its time grows with the inputs printed.
 
+use crate::scratch::{DataSet, Room};
 use anyhow::Context;
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::migrate::{self, Request};
@@ -37,17 +38,8 @@ pub struct CascadeBench {
 }
 
 pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()> {
-    let room = crate::scratch::Room::open(
-        config,
-        "cascade",
-        crate::scratch::DataSet {
-            products: (bench.reviews / 1000).max(60),
-            reviews: bench.reviews,
-            users: 50,
-            labelled_share: 0.5,
-        },
-    )
-    .await?;
+    let data = DataSet::new(bench.reviews, 50, 0.5);
+    let room = Room::open(config, "cascade", data).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: Duration::ZERO,
         dims: 384,

@@ -17,6 +17,7 @@
 //! Everything runs in a scratch database and queue prefix of its own on the
 //! configured servers, dropped at the end (unless `--keep`).
 
+use crate::scratch::{DataSet, Room};
 use anyhow::Context;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
@@ -65,17 +66,8 @@ pub async fn embeddings(config: &Config, bench: &EmbeddingsBench) -> anyhow::Res
     if !bench.skip_local {
         local_model(config).await;
     }
-    let room = crate::scratch::Room::open(
-        config,
-        "embeddings",
-        crate::scratch::DataSet {
-            products: (bench.reviews / 1000).max(60),
-            reviews: bench.reviews,
-            users: 20,
-            labelled_share: 0.0,
-        },
-    )
-    .await?;
+    let data = DataSet::new(bench.reviews, 20, 0.0);
+    let room = Room::open(config, "embeddings", data).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         dims: bench.dims,

@@ -9,6 +9,7 @@
 //! `cores / workers` threads unless `--threads` says otherwise, so that two
 //! workers do not fight over the same cores.
 
+use crate::scratch::{DataSet, Room};
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
@@ -42,17 +43,8 @@ impl ScalingRun {
 }
 
 pub async fn enrich(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
-    let room = crate::scratch::Room::open(
-        config,
-        "enrich",
-        crate::scratch::DataSet {
-            products: (bench.reviews / 1000).max(60),
-            reviews: bench.reviews,
-            users: 20,
-            labelled_share: 0.0,
-        },
-    )
-    .await?;
+    let data = DataSet::new(bench.reviews, 20, 0.0);
+    let room = Room::open(config, "enrich", data).await?;
     let mut bench_config = room.config.clone();
     bench_config.enrichment.task_rows = bench.task_rows;
     bench_config.enrichment.scope = shared::config::EnrichScope::All;

@@ -18,6 +18,7 @@
 //! and queue prefix of its own, dropped at the end (unless `--keep`).
 
 use crate::enrich;
+use crate::scratch::{DataSet, Room};
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::lock::WaitPolicy;
 use shared::config::{EnrichProvider, EnrichScope, Secret};
@@ -53,17 +54,11 @@ struct Run {
 }
 
 pub async fn enrich_llm(config: &Config, bench: &EnrichLlmBench) -> anyhow::Result<()> {
-    let room = crate::scratch::Room::open(
-        config,
-        "enrich-llm",
-        crate::scratch::DataSet {
-            products: (bench.reviews / 100).max(60),
-            reviews: bench.reviews,
-            users: 50,
-            labelled_share: 0.0,
-        },
-    )
-    .await?;
+    let data = DataSet {
+        products: (bench.reviews / 100).max(60),
+        ..DataSet::new(bench.reviews, 50, 0.0)
+    };
+    let room = Room::open(config, "enrich-llm", data).await?;
     let server = FakeOpenAi::start(FakeOptions {
         delay: bench.delay,
         ..FakeOptions::default()

@@ -13,6 +13,7 @@
 //!    (one Cypher `CREATE` per row with its data pasted into the text,
 //!    `MATCH … WHERE … CREATE` per edge) and prints its rate and the ratio.
 
+use crate::scratch::{DataSet, Room};
 use anyhow::Context;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
@@ -40,17 +41,8 @@ pub struct GraphBench {
 }
 
 pub async fn graph(config: &Config, bench: &GraphBench) -> anyhow::Result<()> {
-    let room = crate::scratch::Room::open(
-        config,
-        "graph",
-        crate::scratch::DataSet {
-            products: (bench.reviews / 1000).max(60),
-            reviews: bench.reviews,
-            users: 20,
-            labelled_share: 1.0,
-        },
-    )
-    .await?;
+    let data = DataSet::new(bench.reviews, 20, 1.0);
+    let room = Room::open(config, "graph", data).await?;
     let mut bench_config = room.config.clone();
     bench_config.graph.task_rows = bench.task_rows;
     bench_config.graph.sentiment_edges = SentimentEdges::Main;

@@ -19,6 +19,18 @@ pub struct DataSet {
     pub labelled_share: f64,
 }
 
+impl DataSet {
+    /// `reviews` reviews of one product per thousand (at least 60).
+    pub fn new(reviews: usize, users: usize, labelled_share: f64) -> DataSet {
+        DataSet {
+            products: (reviews / 1000).max(60),
+            reviews,
+            users,
+            labelled_share,
+        }
+    }
+}
+
 pub struct Room {
     /// The caller's configuration, pointing at the scratch database, queue
     /// prefix and data folder.

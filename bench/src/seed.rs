@@ -6,6 +6,7 @@
 //! the tables (same columns, indexes and foreign keys). Prints both rates,
 //! their ratio, and the peak memory (VmHWM) of each seed worker.
 
+use crate::scratch::{DataSet, Room};
 use anyhow::{bail, Context};
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
@@ -40,17 +41,11 @@ const PLAIN_COPY_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 pub async fn seed(config: &Config, bench: &SeedBench) -> anyhow::Result<()> {
-    let room = crate::scratch::Room::open(
-        config,
-        "seed",
-        crate::scratch::DataSet {
-            products: bench.products,
-            reviews: bench.reviews,
-            users: bench.users,
-            labelled_share: 0.3,
-        },
-    )
-    .await?;
+    let data = DataSet {
+        products: bench.products,
+        ..DataSet::new(bench.reviews, bench.users, 0.3)
+    };
+    let room = Room::open(config, "seed", data).await?;
     let bench_config = room.config.clone();
 
     eprintln!("{}", room.summary);

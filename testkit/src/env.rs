@@ -113,6 +113,26 @@ impl TestEnv {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// Every process of the test embeds through `server` (OpenAI's API),
+    /// asking for vectors of `dims` dimensions.
+    pub fn embed_with(&mut self, server: &crate::fake_openai::FakeOpenAi, dims: usize) {
+        self.set_env("EMBEDDING_PROVIDER", "openai");
+        self.set_env("OPENAI_BASE_URL", &server.base_url());
+        self.set_env("OPENAI_API_KEY", "sk-test-not-a-secret");
+        self.set_env("EMBEDDING_MODEL", "text-embedding-3-small");
+        self.set_env("EMBEDDING_DIMENSIONS", &dims.to_string());
+    }
+
+    /// Every process of the test enriches through `server`'s chat
+    /// completions (which answer every review by themselves).
+    pub fn enrich_with(&mut self, server: &crate::fake_openai::FakeOpenAi) {
+        server.answer_chat_automatically();
+        self.set_env("OPENAI_BASE_URL", &server.base_url());
+        self.set_env("OPENAI_API_KEY", "sk-test-not-a-secret");
+        self.set_env("ENRICH_PROVIDER", "openai");
+        self.set_env("LLM_MODEL", "gpt-4o-mini");
+    }
+
     fn command(&self, binary: &str) -> Command {
         let mut command = Command::new(bin_dir().join(binary));
         command
@@ -147,6 +167,32 @@ impl TestEnv {
             .await
             .unwrap_or_else(|_| panic!("orchestrator {args:?} did not finish within {limit:?}"))
             .expect("orchestrator output")
+    }
+
+    /// Starts `bench runtime` on this database: `tasks` no-op tasks of
+    /// `sleep_ms` each, for workers the test starts itself, each marking its
+    /// effect in `pipeline.noop_marks` (see [`TestEnv::noop_marks`]).
+    pub fn spawn_noop_run(&self, tasks: usize, sleep_ms: u64) -> Child {
+        self.spawn_orchestrator(&[
+            "bench",
+            "runtime",
+            "--tasks",
+            &tasks.to_string(),
+            "--workers",
+            "0",
+            "--sleep-ms",
+            &sleep_ms.to_string(),
+            "--mark",
+        ])
+    }
+
+    /// `(marks, distinct tasks marked)` of the no-op run: equal when no
+    /// task took effect twice.
+    pub async fn noop_marks(&self) -> (i64, i64) {
+        sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or((0, 0))
     }
 
     /// Starts `orchestrator <args>` in the background.
@@ -218,6 +264,21 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("timed out after {limit:?} waiting for: {what}");
+    }
+
+    /// Waits (at most 120 s) until `probe`, a query of one boolean whose
+    /// `$1` is the pattern of worker `pid`'s name (`%:<pid>`), holds: the
+    /// moment to kill that worker in the middle of its work.
+    pub async fn wait_for_worker(&self, pid: u32, what: &str, probe: &str) {
+        let pattern = format!("%:{pid}");
+        self.eventually(what, Duration::from_secs(120), || async {
+            sqlx::query_scalar::<_, bool>(probe)
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(false)
+        })
+        .await;
     }
 
     /// Waits until at least `at_least` tasks of this database are in `status`.

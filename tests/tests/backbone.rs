@@ -150,29 +150,6 @@ async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
     env.cleanup().await;
 }
 
-/// Runs `bench runtime` with workers started by the test, returning the
-/// orchestrator's child process.
-fn start_noop_run(env: &TestEnv, tasks: usize, sleep_ms: u64) -> tokio::process::Child {
-    env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        &tasks.to_string(),
-        "--workers",
-        "0",
-        "--sleep-ms",
-        &sleep_ms.to_string(),
-        "--mark",
-    ])
-}
-
-async fn marks(env: &TestEnv) -> (i64, i64) {
-    sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap_or((0, 0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_message_published_twice_has_its_effect_once() {
     let mut env = TestEnv::new("published_twice").await;
@@ -257,7 +234,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
 
     // The same with a visible effect per task: while 30 slow no-op tasks
     // run, every one of their messages is published a second time.
-    let run = start_noop_run(&env, 30, 200);
+    let run = env.spawn_noop_run(30, 200);
     env.wait_for_count(
         "SELECT count(*) FROM pipeline.tasks WHERE kind = 'noop'",
         30,
@@ -285,7 +262,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
         .unwrap();
     assert_success(&out);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(marks(&env).await, (30, 30));
+    assert_eq!(env.noop_marks().await, (30, 30));
     env.cleanup().await;
 }
 
@@ -293,7 +270,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
 async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
     let mut env = TestEnv::new("sigkill").await;
     let victim = env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = start_noop_run(&env, 24, 1500);
+    let run = env.spawn_noop_run(24, 1500);
     env.wait_for_tasks("running", 2, Duration::from_secs(60))
         .await;
     env.signal_worker(victim, Signal::SIGKILL);
@@ -306,7 +283,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
         .unwrap();
     assert_success(&out);
     assert_eq!(
-        marks(&env).await,
+        env.noop_marks().await,
         (24, 24),
         "every task's effect exactly once"
     );
@@ -317,7 +294,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
 async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
     let mut env = TestEnv::new("sigterm").await;
     let worker = env.start_worker(&["--role", "all", "--concurrency", "2"]);
-    let run = start_noop_run(&env, 6, 2000);
+    let run = env.spawn_noop_run(6, 2000);
     env.wait_for_tasks("running", 1, Duration::from_secs(60))
         .await;
     env.signal_worker(worker, Signal::SIGTERM);
@@ -340,7 +317,7 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
         .unwrap()
         .unwrap();
     assert_success(&out);
-    assert_eq!(marks(&env).await, (6, 6));
+    assert_eq!(env.noop_marks().await, (6, 6));
     env.cleanup().await;
 }
 
@@ -420,7 +397,7 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
     }
     let mut env = TestEnv::new("broker_drop").await;
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = start_noop_run(&env, 40, 300);
+    let run = env.spawn_noop_run(40, 300);
     env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
     let worker_tag = format!("worker {}", env.queue_prefix);
     let victims: Vec<String> = broker_connections()
@@ -444,7 +421,7 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
         .unwrap()
         .unwrap();
     assert_success(&out);
-    assert_eq!(marks(&env).await, (40, 40));
+    assert_eq!(env.noop_marks().await, (40, 40));
     assert!(
         broker_connections()
             .iter()
@@ -611,7 +588,7 @@ async fn a_failing_task_is_retried_with_back_off_then_succeeds() {
         [3, 3, 3, 3],
         "two failed attempts, then the third succeeded"
     );
-    assert_eq!(marks(&env).await, (4, 4));
+    assert_eq!(env.noop_marks().await, (4, 4));
     // The second retry waited longer than the first (1 s, then 5 s).
     let waited: f64 = sqlx::query_scalar(
         "SELECT min(extract(epoch FROM finished_at - created_at))::float8 FROM pipeline.tasks",
@@ -682,7 +659,7 @@ async fn a_task_that_keeps_failing_is_dead_lettered_and_the_run_fails_with_its_e
 async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
     let mut env = TestEnv::new("db_drop").await;
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = start_noop_run(&env, 40, 300);
+    let run = env.spawn_noop_run(40, 300);
     env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
     // Every pipeline connection to this database dies, as in a server restart.
     let killed: i64 = sqlx::query_scalar(
@@ -699,7 +676,7 @@ async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
         .unwrap()
         .unwrap();
     assert_success(&out);
-    assert_eq!(marks(&env).await, (40, 40));
+    assert_eq!(env.noop_marks().await, (40, 40));
     env.cleanup().await;
 }
 

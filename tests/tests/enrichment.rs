@@ -24,10 +24,7 @@ async fn instant_embeddings(env: &mut TestEnv) -> FakeOpenAi {
     })
     .await
     .expect("start the fake OpenAI server");
-    env.set_env("EMBEDDING_PROVIDER", "openai");
-    env.set_env("OPENAI_BASE_URL", &server.base_url());
-    env.set_env("OPENAI_API_KEY", "sk-test-not-a-secret");
-    env.set_env("EMBEDDING_DIMENSIONS", "384");
+    env.embed_with(&server, 384);
     server
 }
 
@@ -316,25 +313,12 @@ async fn a_worker_killed_mid_run_loses_no_review_and_writes_none_twice() {
 
     let victim = env.start_worker(&["--role", "enrich", "--concurrency", "1"]);
     let run = env.spawn_orchestrator(&["upgrade", ENRICHMENT]);
-    let pool = env.pool.clone();
-    let victim_name = format!("%:{victim}");
-    env.eventually(
+    env.wait_for_worker(
+        victim,
         "a few enrich tasks done and one in the victim's hands",
-        Duration::from_secs(120),
-        || {
-            let (pool, victim_name) = (pool.clone(), victim_name.clone());
-            async move {
-                sqlx::query_scalar::<_, bool>(
-                    "SELECT count(*) FILTER (WHERE status = 'done') >= 2
+        "SELECT count(*) FILTER (WHERE status = 'done') >= 2
                             AND count(*) FILTER (WHERE status = 'running' AND worker LIKE $1) > 0
                        FROM pipeline.tasks WHERE revision = 'f3e916f4940d' AND kind = 'enrich'",
-                )
-                .bind(victim_name)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(false)
-            }
-        },
     )
     .await;
     env.signal_worker(victim, Signal::SIGKILL);
@@ -382,9 +366,7 @@ async fn a_worker_killed_mid_run_loses_no_review_and_writes_none_twice() {
 
 /// The fake answers chat completions by itself; the enrichment goes to it.
 fn use_llm(env: &mut TestEnv, server: &FakeOpenAi) {
-    server.answer_chat_automatically();
-    env.set_env("ENRICH_PROVIDER", "openai");
-    env.set_env("LLM_MODEL", "gpt-4o-mini");
+    env.enrich_with(server);
 }
 
 /// The sample products and features, with the hand-made reviews.

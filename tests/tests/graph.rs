@@ -630,25 +630,12 @@ async fn a_graph_worker_killed_mid_build_leaves_no_duplicate_and_nothing_missing
         .unwrap();
     let victim = env.start_worker(&["--role", "graph", "--concurrency", "2"]);
     let run = env.spawn_orchestrator(&["upgrade", GRAPH]);
-    let pool = env.pool.clone();
-    let victim_name = format!("%:{victim}");
-    env.eventually(
+    env.wait_for_worker(
+        victim,
         "a review edges task in the victim's hands",
-        Duration::from_secs(120),
-        || {
-            let (pool, victim_name) = (pool.clone(), victim_name.clone());
-            async move {
-                sqlx::query_scalar::<_, bool>(
-                    "SELECT count(*) > 0 FROM pipeline.tasks
+        "SELECT count(*) > 0 FROM pipeline.tasks
                   WHERE revision = 'f41ba96cab17' AND kind = 'edges' AND status = 'running'
                     AND payload->>'source' = 'reviews' AND worker LIKE $1",
-                )
-                .bind(victim_name)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(false)
-            }
-        },
     )
     .await;
     env.signal_worker(victim, Signal::SIGKILL);

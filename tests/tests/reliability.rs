@@ -13,27 +13,6 @@ use shared::Role;
 use std::time::Duration;
 use testkit::{assert_success, text, TestEnv};
 
-fn noop_run(env: &TestEnv, tasks: usize, sleep_ms: u64) -> tokio::process::Child {
-    env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        &tasks.to_string(),
-        "--workers",
-        "0",
-        "--sleep-ms",
-        &sleep_ms.to_string(),
-        "--mark",
-    ])
-}
-
-async fn marks(env: &TestEnv) -> (i64, i64) {
-    sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap_or((0, 0))
-}
-
 async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::Output {
     tokio::time::timeout(limit, run.wait_with_output())
         .await
@@ -45,7 +24,7 @@ async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::
 async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
     let mut env = TestEnv::new("lost_queue").await;
     env.set_env("TASK_RECONCILE_SECS", "2");
-    let run = noop_run(&env, 8, 50);
+    let run = env.spawn_noop_run(8, 50);
     env.wait_for_tasks("queued", 8, Duration::from_secs(60))
         .await;
     // Every message goes with the queues.
@@ -66,7 +45,7 @@ async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again
     env.start_worker(&["--role", "all"]);
     let output = finished(run, Duration::from_secs(120)).await;
     assert_success(&output);
-    assert_eq!(marks(&env).await, (8, 8), "every task once");
+    assert_eq!(env.noop_marks().await, (8, 8), "every task once");
     env.cleanup().await;
 }
 
@@ -74,7 +53,7 @@ async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again
 async fn a_task_whose_attempts_all_died_with_their_worker_fails_at_the_limit() {
     let mut env = TestEnv::new("crash_loop").await;
     env.set_env("TASK_MAX_ATTEMPTS", "2");
-    let run = noop_run(&env, 3, 0);
+    let run = env.spawn_noop_run(3, 0);
     env.wait_for_tasks("queued", 3, Duration::from_secs(60))
         .await;
     // What two attempts whose worker was SIGKILLed leave: the attempts
@@ -106,7 +85,7 @@ async fn a_task_whose_attempts_all_died_with_their_worker_fails_at_the_limit() {
         "{}",
         text(&output)
     );
-    assert_eq!(marks(&env).await, (2, 2), "the other tasks ran");
+    assert_eq!(env.noop_marks().await, (2, 2), "the other tasks ran");
     env.cleanup().await;
 }
 
@@ -119,7 +98,7 @@ async fn a_worker_stopped_past_its_lease_loses_its_tasks_to_another_and_nothing_
     // until their heartbeat lapses; the reconciler publishes them again.
     env.set_env("TASK_RECONCILE_SECS", "5");
     let stopped = env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = noop_run(&env, 4, 6000);
+    let run = env.spawn_noop_run(4, 6000);
     env.wait_for_tasks("running", 4, Duration::from_secs(60))
         .await;
     env.signal_worker(stopped, Signal::SIGSTOP);
@@ -128,7 +107,7 @@ async fn a_worker_stopped_past_its_lease_loses_its_tasks_to_another_and_nothing_
     env.signal_worker(stopped, Signal::SIGCONT);
     assert_success(&output);
     assert_eq!(
-        marks(&env).await,
+        env.noop_marks().await,
         (4, 4),
         "every task's effect exactly once"
     );

@@ -218,17 +218,8 @@ async fn a_cascade_after_three_edited_reviews_sends_exactly_those_three_and_touc
     })
     .await
     .expect("start the fake OpenAI server");
-    server.answer_chat_automatically();
-    for (key, value) in [
-        ("EMBEDDING_PROVIDER", "openai"),
-        ("OPENAI_BASE_URL", server.base_url().as_str()),
-        ("OPENAI_API_KEY", "sk-test-not-a-secret"),
-        ("EMBEDDING_DIMENSIONS", "384"),
-        ("ENRICH_PROVIDER", "openai"),
-        ("LLM_MODEL", "gpt-4o-mini"),
-    ] {
-        env.set_env(key, value);
-    }
+    env.embed_with(&server, 384);
+    env.enrich_with(&server);
     env.start_worker(&["--role", "all"]);
     env.start_worker(&["--role", "all"]);
     let dir = copy_sample("cascade");
