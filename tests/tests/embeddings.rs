@@ -29,12 +29,8 @@ async fn fake(delay_ms: u64) -> FakeOpenAi {
 }
 
 fn use_fake(env: &mut TestEnv, server: &FakeOpenAi) {
-    env.set_env("EMBEDDING_PROVIDER", "openai");
-    env.set_env("OPENAI_BASE_URL", &server.base_url());
-    env.set_env("OPENAI_API_KEY", "sk-test-not-a-secret");
-    env.set_env("EMBEDDING_MODEL", "text-embedding-3-small");
     // The memory table of the seed is vector(384): ask the model for 384.
-    env.set_env("EMBEDDING_DIMENSIONS", &DIMS.to_string());
+    env.embed_with(server, DIMS as usize);
 }
 
 /// The sample data set seeded, provider settings in place, `workers` worker
@@ -279,8 +275,41 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
     );
     assert_exact_counts(&env).await;
 
-    // Downgrade: the embedding tables go, the memories lose their vectors.
+    // The memories' vectors are marked as the pipeline's, with the hash of
+    // the text embedded.
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM public.memories
+              WHERE vector IS NULL OR payload->>'vector_source' IS DISTINCT FROM 'agenticshop-embeddings'
+                 OR payload->>'hash' IS DISTINCT FROM md5(payload->>'data')"
+        )
+        .await,
+        0
+    );
+    // A memory the shop's memory layer wrote, with its own vector.
+    sqlx::query(
+        "INSERT INTO public.memories (id, vector, payload)
+         VALUES ('00000000-0000-4000-8000-00000000000a', array_fill(0.5, ARRAY[384])::vector,
+                 jsonb_build_object('data', 'Asked about trail shoes', 'user_id', '3', 'hash', md5('Asked about trail shoes')))",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+
+    // Downgrade: the embedding tables go, the memories lose the vectors the
+    // pipeline wrote, and only those.
     assert_success(&env.orchestrator(&["downgrade", SEED]).await);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.memories WHERE vector IS NOT NULL")
+            .await,
+        1,
+        "only the shop's own vector is left"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.memories WHERE vector IS NOT NULL AND id = '00000000-0000-4000-8000-00000000000a'")
+            .await,
+        1
+    );
     for table in [PRODUCTS, REVIEWS] {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(table)
@@ -289,11 +318,6 @@ async fn a_rerun_embeds_only_what_changed_and_a_downgrade_drops_the_tables() {
             .unwrap();
         assert!(!exists, "{table} after the downgrade");
     }
-    assert_eq!(
-        env.scalar("SELECT count(*) FROM public.memories WHERE vector IS NOT NULL")
-            .await,
-        0
-    );
     env.cleanup().await;
 }
 
@@ -311,25 +335,12 @@ async fn a_killed_embed_worker_loses_and_duplicates_nothing() {
     let victim = env.start_worker(&["--role", "embed", "--concurrency", "2"]);
     env.start_worker(&["--role", "embed", "--concurrency", "2"]);
     let run = env.spawn_orchestrator(&["upgrade", EMBEDDINGS]);
-    let pool = env.pool.clone();
-    let victim_name = format!("%:{victim}");
-    env.eventually(
+    env.wait_for_worker(
+        victim,
         "a few embed tasks done and one in the victim's hands",
-        Duration::from_secs(120),
-        || {
-            let (pool, victim_name) = (pool.clone(), victim_name.clone());
-            async move {
-                sqlx::query_scalar::<_, bool>(
-                    "SELECT count(*) FILTER (WHERE status = 'done') >= 4
+        "SELECT count(*) FILTER (WHERE status = 'done') >= 4
                             AND count(*) FILTER (WHERE status = 'running' AND worker LIKE $1) > 0
                        FROM pipeline.tasks WHERE revision = 'cc30da9b96c1' AND kind = 'embed'",
-                )
-                .bind(victim_name)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(false)
-            }
-        },
     )
     .await;
     env.signal_worker(victim, Signal::SIGKILL);

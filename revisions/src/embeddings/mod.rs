@@ -18,6 +18,7 @@
 //! `downgrade` drops the embedding tables and clears the memories' vectors.
 
 use crate::revision::{Executor, Revision};
+use crate::seed::memories::{ORIGIN_KEY, ORIGIN_SEED, VECTOR_KEY, VECTOR_PIPELINE};
 use shared::exec::{Completed, TaskContext};
 use shared::Config;
 use sqlx::Connection;
@@ -70,8 +71,8 @@ impl Executor for EmbeddingsExecutor {
     }
 }
 
-/// Drops both embedding tables (with their indexes) and clears the memories'
-/// vectors, in one transaction.
+/// Drops both embedding tables (with their indexes) and clears the vectors
+/// it wrote into the memories, in one transaction.
 async fn downgrade(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
     let config = ctx.config;
     let mut tx = ctx.conn.begin().await?;
@@ -89,8 +90,12 @@ async fn downgrade(ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
         .fetch_one(&mut *tx)
         .await?;
     if exists {
+        // Only the vectors the pipeline wrote (or of the seed's own
+        // memories): the shop's memory layer writes vectors of its own.
         sqlx::query(&format!(
-            "UPDATE {memory} SET vector = NULL WHERE vector IS NOT NULL"
+            "UPDATE {memory} SET vector = NULL, payload = payload - '{VECTOR_KEY}'
+              WHERE vector IS NOT NULL
+                AND (payload->>'{VECTOR_KEY}' = '{VECTOR_PIPELINE}' OR payload->>'{ORIGIN_KEY}' = '{ORIGIN_SEED}')"
         ))
         .execute(&mut *tx)
         .await?;

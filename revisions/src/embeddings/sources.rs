@@ -353,21 +353,28 @@ pub async fn embed_memories(
     .fetch_all(&mut *ctx.conn)
     .await
     .with_context(|| format!("reading memories from {memory}"))?;
-    let pending: Vec<(uuid::Uuid, String)> = rows
+    let pending: Vec<(uuid::Uuid, &str, String)> = rows
         .iter()
         .filter(|(_, _, needs)| *needs)
-        .map(|(id, data, _)| (*id, text::memory_text(data.as_deref())))
-        .filter(|(_, text)| !text.is_empty())
+        .filter_map(|(id, data, _)| {
+            let data = data.as_deref()?;
+            Some((*id, data, text::memory_text(Some(data))))
+        })
+        .filter(|(_, _, text)| !text.is_empty())
         .collect();
     let mut written = Vec::new();
     if !pending.is_empty() {
         let embedder = embedder.get().await?;
-        let texts: Vec<String> = pending.iter().map(|(_, t)| t.clone()).collect();
+        let texts: Vec<String> = pending.iter().map(|(_, _, t)| t.clone()).collect();
         let vectors = embed(&embedder, &texts, dims.max(0) as usize, &memory, "vector").await?;
         written = pending
             .iter()
             .zip(vectors)
-            .map(|((id, _), vector)| MemoryVector { id: *id, vector })
+            .map(|((id, data, _), vector)| MemoryVector {
+                id: *id,
+                vector,
+                data: data.to_string(),
+            })
             .collect();
     }
     let dims_for_temp = written.first().map_or(0, |v| v.vector.len());

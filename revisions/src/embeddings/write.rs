@@ -11,6 +11,7 @@
 //! fails the transaction and the task's retry sees the row as existing:
 //! never a duplicate.
 
+use crate::seed::memories::{VECTOR_KEY, VECTOR_PIPELINE};
 use super::tables::EmbeddingTable;
 use anyhow::Context as _;
 use sqlx::PgConnection;
@@ -30,6 +31,10 @@ pub struct DocumentRow {
 pub struct MemoryVector {
     pub id: uuid::Uuid,
     pub vector: Vec<f32>,
+    /// The memory's text as read when it was embedded: its md5 becomes the
+    /// memory's `hash`, so a text changed meanwhile is embedded again next
+    /// time instead of passing for embedded.
+    pub data: String,
 }
 
 /// Inserts rows that are not in the table yet (binary COPY).
@@ -105,8 +110,8 @@ pub async fn delete(
     .rows_affected())
 }
 
-/// Sets the vectors of memories in place (and their `hash`, md5 of the
-/// text, as mem0 keeps it).
+/// Sets the vectors of memories in place, with their `hash` (md5 of the text
+/// embedded, as mem0 keeps it) and the mark of a vector the pipeline wrote.
 pub async fn update_memories(
     conn: &mut PgConnection,
     memory_table: &str,
@@ -117,26 +122,28 @@ pub async fn update_memories(
         return Ok(0);
     }
     sqlx::query(&format!(
-        "CREATE TEMP TABLE IF NOT EXISTS memory_vectors (id uuid, vector vector({dims})) ON COMMIT DROP"
+        "CREATE TEMP TABLE IF NOT EXISTS memory_vectors (id uuid, vector vector({dims}), data text) ON COMMIT DROP"
     ))
     .execute(&mut *conn)
     .await?;
     let mut buffer = CopyBuffer::new();
     for row in rows {
-        buffer.tuple(2);
+        buffer.tuple(3);
         buffer.field(Some(row.id.as_bytes()));
         buffer.vector(Some(&row.vector));
+        buffer.field(Some(row.data.as_bytes()));
     }
     send(
         conn,
-        "COPY memory_vectors (id, vector) FROM STDIN WITH (FORMAT BINARY)",
+        "COPY memory_vectors (id, vector, data) FROM STDIN WITH (FORMAT BINARY)",
         buffer.finish(),
     )
     .await?;
     let updated = sqlx::query(&format!(
         "UPDATE {memory_table} m
             SET vector = v.vector,
-                payload = coalesce(m.payload, '{{}}'::jsonb) || jsonb_build_object('hash', md5(m.payload ->> 'data'))
+                payload = coalesce(m.payload, '{{}}'::jsonb)
+                          || jsonb_build_object('hash', md5(v.data), '{VECTOR_KEY}', '{VECTOR_PIPELINE}')
            FROM memory_vectors v WHERE m.id = v.id"
     ))
     .execute(&mut *conn)

@@ -16,6 +16,12 @@ pub fn memory_id(user: i32, index: usize) -> uuid::Uuid {
 pub const ORIGIN_KEY: &str = "origin";
 pub const ORIGIN_SEED: &str = "agenticshop-seed";
 
+/// The payload key, and its value, that mark a memory's vector as written
+/// by the embeddings revision: its downgrade clears only such vectors (and
+/// those of the seed's memories), never one the shop's memory layer wrote.
+pub const VECTOR_KEY: &str = "vector_source";
+pub const VECTOR_PIPELINE: &str = "agenticshop-embeddings";
+
 /// Upserts memories from `source` (a query with columns `id`, `user_id`,
 /// `data`): the payload has `data`, `user_id`, `hash` (md5 of the text),
 /// `created_at` and the origin marker; a memory whose text changed gets its

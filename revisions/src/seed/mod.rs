@@ -20,7 +20,7 @@ use tasks::{self as seed, DowngradePayload, Mode, PreparePayload};
 mod encode;
 mod finalize;
 mod load;
-mod memories;
+pub(crate) mod memories;
 mod plan;
 mod tables;
 pub mod tasks;
