@@ -73,14 +73,17 @@ async fn prepare(ctx: TaskContext<'_>, payload: PreparePayload) -> anyhow::Resul
     );
     (&mut *tx).execute(loaded.as_str()).await?;
     if payload.mode == Mode::Merge {
+        // Logged, not UNLOGGED: crash recovery empties unlogged tables, and
+        // the load tasks that filled them stay done, so finalize would apply
+        // a short staging table (and `--prune` delete what went missing).
         let run = ctx.task.revision_run_id;
         for table in seed::tables() {
             let staging = seed::staging_table(run, table);
-            let sql = format!("DROP TABLE IF EXISTS {staging}; CREATE UNLOGGED TABLE {staging} (LIKE public.{table}, _line bigint)");
+            let sql = format!("DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} (LIKE public.{table}, _line bigint)");
             (&mut *tx).execute(sql.as_str()).await?;
         }
         let memories = seed::staging_memories(run);
-        let sql = format!("DROP TABLE IF EXISTS {memories}; CREATE UNLOGGED TABLE {memories} (id uuid, user_id text, data text)");
+        let sql = format!("DROP TABLE IF EXISTS {memories}; CREATE TABLE {memories} (id uuid, user_id text, data text)");
         (&mut *tx).execute(sql.as_str()).await?;
     }
     ctx.task.complete(tx, 0).await
