@@ -450,6 +450,12 @@ pub struct Config {
     /// A running task whose worker has not renewed its lease for this long
     /// is taken back (the worker renews it every quarter of it).
     pub task_lease_secs: u64,
+    /// A worker's statement gives up after waiting this long for a lock
+    /// (`lock_timeout`), and the task is retried: the application DDL the
+    /// pipeline runs (TRUNCATE, DROP, index builds, the graph's swap) never
+    /// queues behind the shop's open transaction, blocking the shop's own
+    /// queries behind it in turn.
+    pub task_lock_timeout_secs: u64,
     /// A task waiting this long with no message for it anywhere in sight is
     /// published again.
     pub task_reconcile_secs: u64,
@@ -783,6 +789,7 @@ impl Config {
             data_dir: PathBuf::from(src.string("DATA_DIR", "data")),
             task_max_attempts: src.positive("TASK_MAX_ATTEMPTS", 3i32)?,
             task_lease_secs: src.positive("TASK_LEASE_SECS", 60u64)?,
+            task_lock_timeout_secs: src.positive("TASK_LOCK_TIMEOUT_SECS", 5u64)?,
             task_reconcile_secs: src.positive("TASK_RECONCILE_SECS", 90u64)?,
             worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
             seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
@@ -811,6 +818,10 @@ impl Config {
             ("DATA_DIR", self.data_dir.display().to_string()),
             ("TASK_MAX_ATTEMPTS", self.task_max_attempts.to_string()),
             ("TASK_LEASE_SECS", self.task_lease_secs.to_string()),
+            (
+                "TASK_LOCK_TIMEOUT_SECS",
+                self.task_lock_timeout_secs.to_string(),
+            ),
             ("TASK_RECONCILE_SECS", self.task_reconcile_secs.to_string()),
             ("WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             ("SEED_TASK_ROWS", self.seed_task_rows.to_string()),

@@ -29,6 +29,17 @@ pub async fn connect(
     max_connections: u32,
     patience: Duration,
 ) -> anyhow::Result<PgPool> {
+    connect_with_settings(config, max_connections, patience, &[]).await
+}
+
+/// [`connect`], with server settings for every connection of the pool
+/// (`("lock_timeout", "5s")`).
+pub async fn connect_with_settings(
+    config: &Config,
+    max_connections: u32,
+    patience: Duration,
+    settings: &[(&str, String)],
+) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(config.database_url.expose())
         .with_context(|| {
             format!(
@@ -36,7 +47,8 @@ pub async fn connect(
                 config.database_url
             )
         })?
-        .application_name(APPLICATION_NAME);
+        .application_name(APPLICATION_NAME)
+        .options(settings.iter().map(|(k, v)| (*k, v.as_str())));
     let policy =
         Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_patience(patience);
     crate::backoff::retry(

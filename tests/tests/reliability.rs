@@ -118,3 +118,61 @@ async fn a_worker_stopped_past_its_lease_loses_its_tasks_to_another_and_nothing_
     );
     env.cleanup().await;
 }
+
+/// The shop's open transaction on a table the pipeline must empty: the
+/// pipeline's TRUNCATE gives up after `TASK_LOCK_TIMEOUT_SECS` and is
+/// retried, instead of queueing behind it and blocking the shop's own
+/// queries behind itself; once the shop commits, the downgrade completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipelines_ddl_never_queues_behind_the_shops_open_transaction() {
+    use sqlx::Connection;
+    let mut env = TestEnv::new("lock_timeout").await;
+    env.set_env("TASK_LOCK_TIMEOUT_SECS", "1");
+    env.set_env("TASK_MAX_ATTEMPTS", "20");
+    env.start_worker(&["--role", "all"]);
+    assert_success(&env.orchestrator(&["upgrade", "ef85393336cb"]).await);
+
+    let mut idle_shop = sqlx::PgConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM public.product_reviews")
+        .execute(&mut idle_shop)
+        .await
+        .unwrap();
+    let run = env.spawn_orchestrator(&["downgrade", "1b33292593a9"]);
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.tasks WHERE kind = 'downgrade' AND last_error LIKE '%lock timeout%'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    // The shop's other sessions still read the table: nothing of ours
+    // waits in front of them for good.
+    let mut shop = sqlx::PgConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    let reviews: i64 = tokio::time::timeout(
+        Duration::from_secs(30),
+        sqlx::query_scalar("SELECT count(*) FROM public.product_reviews").fetch_one(&mut shop),
+    )
+    .await
+    .expect("the shop's query is not stuck behind the pipeline's TRUNCATE")
+    .unwrap();
+    assert!(
+        reviews > 0,
+        "the table is not emptied while the shop reads it"
+    );
+
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut idle_shop)
+        .await
+        .unwrap();
+    let output = finished(run, Duration::from_secs(120)).await;
+    assert_success(&output);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM public.product_reviews")
+            .await,
+        0
+    );
+    env.cleanup().await;
+}

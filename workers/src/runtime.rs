@@ -148,10 +148,12 @@ struct Shared {
 
 /// Runs until a shutdown signal, then drains and returns.
 pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
-    let pool = db::connect(
+    let lock_timeout = format!("{}s", config.task_lock_timeout_secs);
+    let pool = db::connect_with_settings(
         &config,
         (options.concurrency as u32) * 2 + 2,
         Duration::from_secs(120),
+        &[("lock_timeout", lock_timeout)],
     )
     .await?;
     let executors = revisions::registry::CHAIN
