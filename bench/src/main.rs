@@ -176,6 +176,9 @@ enum Command {
         /// Attempts each task fails on purpose before it succeeds.
         #[arg(long, default_value_t = 0)]
         fail_attempts: i32,
+        /// Each task panics in its completing transaction.
+        #[arg(long)]
+        panic: bool,
     },
     /// The seed revision on a generated data set against a plain `psql \copy`
     /// of the same files, in a scratch database; prints rows/s, the ratio and
@@ -366,11 +369,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sleep_ms,
             mark,
             fail_attempts,
+            panic,
         } => {
             let work = runtime::NoopWork {
                 sleep_ms,
                 mark,
                 fail_attempts,
+                panic,
             };
             runtime::runtime(&config, tasks, workers, concurrency, work).await
         }

@@ -176,3 +176,69 @@ async fn the_pipelines_ddl_never_queues_behind_the_shops_open_transaction() {
     );
     env.cleanup().await;
 }
+
+/// An executor that panics inside its transaction: the task fails at once
+/// with the panic's message, nothing it wrote stays, and its worker lives on
+/// with its lock and connection released, running the next tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_executor_fails_its_task_and_its_worker_goes_on() {
+    let mut env = TestEnv::new("panic").await;
+    let worker = env.start_worker(&["--role", "all", "--concurrency", "1"]);
+    let run = env.spawn_orchestrator(&[
+        "bench",
+        "runtime",
+        "--tasks",
+        "2",
+        "--workers",
+        "0",
+        "--mark",
+        "--panic",
+    ]);
+    let output = finished(run, Duration::from_secs(120)).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let failed: Vec<(String, i32, String)> = sqlx::query_as(
+        "SELECT status, attempts, last_error FROM pipeline.tasks WHERE status = 'failed' ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(!failed.is_empty(), "{}", text(&output));
+    for (status, attempts, error) in &failed {
+        assert_eq!(
+            (status.as_str(), *attempts),
+            ("failed", 1),
+            "no retry of a panic"
+        );
+        assert!(
+            error.contains("the executor panicked: no-op task panicking on purpose"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        env.noop_marks().await,
+        (0, 0),
+        "the panicking transaction was rolled back"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+            .await,
+        0,
+        "no task lock left behind"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")
+            .await,
+        0,
+        "no transaction left open"
+    );
+    // The same worker runs the next run's tasks.
+    let run = env.spawn_noop_run(4, 0);
+    assert_success(&finished(run, Duration::from_secs(120)).await);
+    assert_eq!(env.noop_marks().await, (4, 4));
+    assert_eq!(
+        env.scalar(&format!("SELECT count(DISTINCT worker) FROM pipeline.tasks WHERE status = 'done' AND worker LIKE '%:{worker}'"))
+            .await,
+        1
+    );
+    env.cleanup().await;
+}

@@ -3,7 +3,8 @@
 //! simulated work (`sleep_ms`, before the completing transaction) and a
 //! visible effect (`mark`: a row in `pipeline.noop_marks`, written in that
 //! transaction), which is how tests see that an effect happened exactly once,
-//! and failures (`fail_attempts`), which is how they see retries.
+//! and failures (`fail_attempts`, `panic`), which is how they see retries
+//! and a panicking executor.
 //!
 //! Not a revision of the chain: it is registered as diagnostic, planned by
 //! the benchmark itself, and its task rows belong to ad-hoc revision runs.
@@ -41,6 +42,10 @@ pub struct NoopWork {
     /// dead-lettering).
     #[serde(default)]
     pub fail_attempts: i32,
+    /// Panic inside the completing transaction, after writing the mark
+    /// (exercises the runtime's handling of a panicking executor).
+    #[serde(default)]
+    pub panic: bool,
 }
 
 /// Nothing to plan: the benchmark stores its own phase.
@@ -76,6 +81,9 @@ impl Executor for NoopExecutor {
                 .bind(std::process::id().to_string())
                 .execute(&mut *tx)
                 .await?;
+        }
+        if work.panic {
+            panic!("no-op task panicking on purpose, transaction open");
         }
         ctx.task.complete(tx, 1).await
     }
