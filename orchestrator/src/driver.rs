@@ -49,14 +49,17 @@ pub struct RunOptions {
 /// A connection to the broker that reconnects when it is lost.
 pub struct Broker {
     config: Config,
+    /// Stamped on every message (`pipeline.identity`).
+    database: uuid::Uuid,
     connection: Option<lapin::Connection>,
     publisher: Option<Publisher>,
 }
 
 impl Broker {
-    pub fn new(config: &Config) -> Broker {
+    pub fn new(config: &Config, database: uuid::Uuid) -> Broker {
         Broker {
             config: config.clone(),
+            database,
             connection: None,
             publisher: None,
         }
@@ -71,8 +74,9 @@ impl Broker {
                 Duration::from_secs(120),
             )
             .await?;
-            let publisher =
+            let mut publisher =
                 Publisher::open(&connection, Topology::from_config(&self.config)).await?;
+            publisher.stamp_database(self.database);
             self.connection = Some(connection);
             self.publisher = Some(publisher);
         }
@@ -151,6 +155,7 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
         std::process::id()
     );
     let run_id = store::start_run(&pool, &options.command, &requested_by).await?;
+    let database = store::database_identity(&pool).await?;
     let listener = match PgListener::connect_with(&pool).await {
         Ok(mut l) => match l.listen(db::TASK_CHANNEL).await {
             Ok(()) => Some(l),
@@ -161,7 +166,7 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
     Ok(Driver {
         config: config.clone(),
         pool,
-        broker: Broker::new(config),
+        broker: Broker::new(config, database),
         lock,
         run_id,
         listener,
@@ -257,15 +262,19 @@ impl Driver {
             if let Err(e) = self.run_phase(revision_run_id, phase as i32, &title).await {
                 report(registered, &self.pool, revision_run_id).await;
                 let message = format!("{e:#}");
-                store::fail_revision_run(&self.pool, revision_run_id, &message)
-                    .await
-                    .ok();
+                // Fenced: a run that lost its lock undoes nothing.
+                if let Err(fenced) =
+                    store::fail_revision_run(&self.pool, revision_run_id, self.run_id, &message)
+                        .await
+                {
+                    return Err(e.context(fenced));
+                }
                 if registered
                     .planner
                     .undo_partial(&ctx, revision_run_id)
                     .await?
                 {
-                    store::abandon_revision_run(&self.pool, revision_run_id).await?;
+                    store::abandon_revision_run(&self.pool, revision_run_id, self.run_id).await?;
                     return Err(e.context(format!(
                         "revision {} ({}) failed and was rolled back: the database is as it was before it started",
                         revision.id, revision.name
@@ -484,7 +493,7 @@ impl Driver {
     }
 
     async fn finish_revision_run(&self, revision_run_id: i64) -> anyhow::Result<()> {
-        store::finish_revision_run(&self.pool, revision_run_id).await
+        store::finish_revision_run(&self.pool, revision_run_id, self.run_id).await
     }
 
     /// Records the command's outcome in `pipeline.runs` and releases

@@ -106,3 +106,13 @@ CREATE TABLE IF NOT EXISTS pipeline.schedule_fires (
     finished_at timestamptz,
     UNIQUE (schedule, due_at)
 );
+
+-- This database's identity, made once: every task message carries it, and a
+-- worker connected to another database dead-letters the message instead of
+-- running its task id against the wrong tables.
+CREATE TABLE IF NOT EXISTS pipeline.identity (
+    one        boolean     PRIMARY KEY DEFAULT true CHECK (one),
+    id         uuid        NOT NULL DEFAULT gen_random_uuid(),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO pipeline.identity DEFAULT VALUES ON CONFLICT DO NOTHING;

@@ -261,6 +261,8 @@ pub async fn connect(
 pub struct Publisher {
     channel: Channel,
     topology: Topology,
+    /// Stamped on messages that carry no database identity yet.
+    database: Option<uuid::Uuid>,
 }
 
 impl Publisher {
@@ -277,7 +279,28 @@ impl Publisher {
             .declare(&channel)
             .await
             .context("declaring the queue topology")?;
-        Ok(Publisher { channel, topology })
+        Ok(Publisher {
+            channel,
+            topology,
+            database: None,
+        })
+    }
+
+    /// Messages published from now on name `database` as theirs (the
+    /// orchestrator's publisher; a worker's forwards what it received).
+    pub fn stamp_database(&mut self, database: uuid::Uuid) {
+        self.database = Some(database);
+    }
+
+    fn stamped(&self, message: &TaskMessage) -> Vec<u8> {
+        match (message.database, self.database) {
+            (None, Some(database)) => TaskMessage {
+                database: Some(database),
+                ..message.clone()
+            }
+            .to_bytes(),
+            _ => message.to_bytes(),
+        }
     }
 
     pub fn topology(&self) -> &Topology {
@@ -323,7 +346,7 @@ impl Publisher {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
-                    &message.to_bytes(),
+                    &self.stamped(message),
                     persistent(message),
                 )
                 .await
@@ -360,7 +383,7 @@ impl Publisher {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &message.to_bytes(),
+                &self.stamped(message),
                 persistent(message),
             )
             .await

@@ -119,14 +119,21 @@ pub async fn finish_run(
     status: RunStatus,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+    let changed = sqlx::query(
+        "UPDATE pipeline.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1 AND status = $4",
     )
     .bind(run_id)
     .bind(status.as_str())
     .bind(error)
+    .bind(RunStatus::Running.as_str())
     .execute(pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        tracing::warn!(
+            "run #{run_id} was no longer running (another orchestrator took the run lock and marked it interrupted); its end is not recorded"
+        );
+    }
     Ok(())
 }
 
@@ -315,39 +322,80 @@ pub async fn phase_names(pool: &PgPool, revision_run_id: i64) -> anyhow::Result<
     .await?)
 }
 
-pub async fn fail_revision_run(pool: &PgPool, id: i64, error: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE pipeline.revision_runs SET status = $3, error = $2, finished_at = now() WHERE id = $1",
+/// The fence on a revision run's state changes: the row is still the
+/// caller's run's (`$run`), still running, and that run is still running.
+/// An orchestrator that lost its run lock finds its run marked interrupted
+/// by the one that took the lock, and so changes nothing.
+const STILL_OURS: &str = "run_id = $9 AND status = 'running'
+     AND EXISTS (SELECT 1 FROM pipeline.runs r WHERE r.id = $9 AND r.status = 'running')";
+
+/// What a fenced change says when the run is no longer the caller's.
+fn fenced(revision_run_id: i64, run_id: i64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "revision run #{revision_run_id} is no longer run #{run_id}'s (another orchestrator took the run lock and marked this run interrupted): nothing undone or recorded"
     )
+}
+
+/// Marks the caller's running revision run failed; an error if it is no
+/// longer the caller's (see [`STILL_OURS`]).
+pub async fn fail_revision_run(
+    pool: &PgPool,
+    id: i64,
+    run_id: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    let changed = sqlx::query(&format!(
+        "UPDATE pipeline.revision_runs SET status = $3, error = $2, finished_at = now() WHERE id = $1 AND {}",
+        STILL_OURS.replace("$9", "$4")
+    ))
     .bind(id)
     .bind(error)
+    .bind(RevisionRunStatus::Failed.as_str())
+    .bind(run_id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(changed == 1, fenced(id, run_id));
+    Ok(())
+}
+
+/// Marks the caller's failed revision run abandoned (its partial effects
+/// were undone).
+pub async fn abandon_revision_run(pool: &PgPool, id: i64, run_id: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE pipeline.revision_runs SET status = $2 WHERE id = $1 AND run_id = $3 AND status = $4",
+    )
+    .bind(id)
+    .bind(RevisionRunStatus::Abandoned.as_str())
+    .bind(run_id)
     .bind(RevisionRunStatus::Failed.as_str())
     .execute(pool)
     .await?;
     Ok(())
 }
 
-pub async fn abandon_revision_run(pool: &PgPool, id: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE pipeline.revision_runs SET status = $2 WHERE id = $1")
-        .bind(id)
-        .bind(RevisionRunStatus::Abandoned.as_str())
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-async fn mark_revision_run_done(conn: &mut PgConnection, id: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE pipeline.revision_runs SET status = $2, finished_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(RevisionRunStatus::Done.as_str())
-        .execute(conn)
-        .await?;
+async fn mark_revision_run_done(
+    conn: &mut PgConnection,
+    id: i64,
+    run_id: i64,
+) -> anyhow::Result<()> {
+    let changed = sqlx::query(&format!(
+        "UPDATE pipeline.revision_runs SET status = $2, finished_at = now() WHERE id = $1 AND {}",
+        STILL_OURS.replace("$9", "$3")
+    ))
+    .bind(id)
+    .bind(RevisionRunStatus::Done.as_str())
+    .bind(run_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(changed == 1, fenced(id, run_id));
     Ok(())
 }
 
 /// A revision run that moves nothing (a re-run, a benchmark) is done.
-pub async fn finish_revision_run(pool: &PgPool, id: i64) -> anyhow::Result<()> {
-    mark_revision_run_done(&mut *pool.acquire().await?, id).await
+pub async fn finish_revision_run(pool: &PgPool, id: i64, run_id: i64) -> anyhow::Result<()> {
+    mark_revision_run_done(&mut *pool.acquire().await?, id, run_id).await
 }
 
 /// Deletes a revision run and its tasks (benchmarks that keep no history).
@@ -373,6 +421,8 @@ pub async fn record_revision(
     overtaken: &[&str],
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    // First: a run that is no longer the caller's records nothing.
+    mark_revision_run_done(&mut tx, revision_run_id, run_id).await?;
     sqlx::query("DELETE FROM public.alembic_version")
         .execute(&mut *tx)
         .await?;
@@ -390,7 +440,6 @@ pub async fn record_revision(
     .bind(run_id)
     .execute(&mut *tx)
     .await?;
-    mark_revision_run_done(&mut tx, revision_run_id).await?;
     sqlx::query(
         "UPDATE pipeline.revision_runs SET status = $3, finished_at = now()
           WHERE id <> $1 AND revision = ANY($2) AND status IN ($4, $5)",
@@ -517,6 +566,17 @@ pub async fn planned_tasks(
     .await?)
 }
 
+/// This database's identity (`pipeline.identity`, made by the pipeline
+/// schema).
+pub async fn database_identity(pool: &PgPool) -> anyhow::Result<uuid::Uuid> {
+    sqlx::query_scalar("SELECT id FROM pipeline.identity")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| {
+            anyhow::Error::new(e).context("reading this database's identity (pipeline.identity)")
+        })
+}
+
 fn messages(rows: Vec<(i64, String, String, String)>) -> anyhow::Result<Vec<TaskMessage>> {
     rows.into_iter()
         .map(|(task_id, revision, role, kind)| {
@@ -525,6 +585,7 @@ fn messages(rows: Vec<(i64, String, String, String)>) -> anyhow::Result<Vec<Task
                 revision,
                 role: role.parse::<Role>().map_err(anyhow::Error::msg)?,
                 kind,
+                database: None,
             })
         })
         .collect()

@@ -15,6 +15,11 @@ pub struct TaskMessage {
     pub revision: String,
     pub role: Role,
     pub kind: String,
+    /// The identity of the database the task belongs to
+    /// (`pipeline.identity`), stamped by the publisher; a worker of another
+    /// database dead-letters the message. Absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,7 @@ mod tests {
             revision: catalogue::SCHEMA.into(),
             role: Role::Seed,
             kind: "upgrade".into(),
+            database: Some(uuid::Uuid::from_u128(7)),
         };
         assert_eq!(TaskMessage::parse(&ok.to_bytes(), Role::Seed).unwrap(), ok);
     }

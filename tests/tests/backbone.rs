@@ -171,6 +171,13 @@ async fn a_task_message_published_twice_has_its_effect_once() {
         revision: SCHEMA.into(),
         role: Role::Seed,
         kind: "upgrade".into(),
+        database: None,
+    };
+    // And a copy that names another database: its task id is another task
+    // there, so no worker of this database may run it.
+    let foreign = TaskMessage {
+        database: Some(uuid::Uuid::new_v4()),
+        ..duplicate.clone()
     };
     // The orchestrator marks a task queued just before it publishes it:
     // wait for its message, then add the duplicate.
@@ -191,10 +198,13 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     env.publish_raw(Role::Seed, &duplicate.to_bytes())
         .await
         .unwrap();
+    env.publish_raw(Role::Seed, &foreign.to_bytes())
+        .await
+        .unwrap();
     env.eventually(
-        "the duplicate beside it",
+        "the duplicate and the foreign copy beside it",
         Duration::from_secs(30),
-        depth_is(2),
+        depth_is(3),
     )
     .await;
 
@@ -225,12 +235,16 @@ async fn a_task_message_published_twice_has_its_effect_once() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts, error), ("done", 1, None));
-    assert_eq!(
-        env.queue_depth(&env.topology().dead_queue(Role::Seed))
-            .await
-            .unwrap(),
-        0
-    );
+    let dead = env.topology().dead_queue(Role::Seed);
+    env.eventually(
+        "the foreign copy dead-lettered",
+        Duration::from_secs(30),
+        || {
+            let (env, dead) = (&env, dead.clone());
+            async move { env.queue_depth(&dead).await.unwrap() == 1 }
+        },
+    )
+    .await;
 
     // The same with a visible effect per task: while 30 slow no-op tasks
     // run, every one of their messages is published a second time.
@@ -253,6 +267,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
             revision: shared::catalogue::BENCH_NOOP.into(),
             role,
             kind: "noop".into(),
+            database: None,
         };
         env.publish_raw(role, &again.to_bytes()).await.unwrap();
     }

@@ -242,3 +242,103 @@ async fn a_panicking_executor_fails_its_task_and_its_worker_goes_on() {
     );
     env.cleanup().await;
 }
+
+/// Fencing: once another orchestrator has taken the run lock and marked a
+/// run interrupted, that run's orchestrator can neither record its revision
+/// nor mark it failed (and so undoes nothing); the database stays as the
+/// new run leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_over_by_another_orchestrator_records_nothing() {
+    use shared::plan::{Direction, Phase};
+    use shared::store;
+    let env = TestEnv::new("fencing").await;
+    shared::db::ensure_pipeline_schema(&env.pool).await.unwrap();
+    let old_run = store::start_run(&env.pool, "upgrade schema", "first")
+        .await
+        .unwrap();
+    let phases = [Phase::new("tables", vec![])];
+    let revision_run = store::store_plan(
+        &env.pool,
+        old_run,
+        "1b33292593a9",
+        Direction::Upgrade,
+        &phases,
+        3,
+    )
+    .await
+    .unwrap();
+    // The second orchestrator takes the lock: the first run is interrupted.
+    let new_run = store::start_run(&env.pool, "upgrade schema", "second")
+        .await
+        .unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM pipeline.runs WHERE id = $1")
+        .bind(old_run)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "interrupted");
+
+    let recorded = store::record_revision(
+        &env.pool,
+        old_run,
+        revision_run,
+        "1b33292593a9",
+        Direction::Upgrade,
+        Some("1b33292593a9"),
+        &[],
+    )
+    .await;
+    let error = format!(
+        "{:#}",
+        recorded.expect_err("the interrupted run recorded its revision")
+    );
+    assert!(error.contains("no longer run #"), "{error}");
+    assert_eq!(
+        env.current_revision().await,
+        None,
+        "alembic_version untouched"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.revision_history")
+            .await,
+        0
+    );
+    assert!(
+        store::fail_revision_run(&env.pool, revision_run, old_run, "late")
+            .await
+            .is_err()
+    );
+    assert!(store::finish_revision_run(&env.pool, revision_run, old_run)
+        .await
+        .is_err());
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM pipeline.revision_runs WHERE id = $1")
+            .bind(revision_run)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), error), ("running", None));
+    // The run that holds the lock still can.
+    sqlx::query("UPDATE pipeline.revision_runs SET run_id = $2 WHERE id = $1")
+        .bind(revision_run)
+        .bind(new_run)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    store::record_revision(
+        &env.pool,
+        new_run,
+        revision_run,
+        "1b33292593a9",
+        Direction::Upgrade,
+        Some("1b33292593a9"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        env.current_revision().await.as_deref(),
+        Some("1b33292593a9")
+    );
+    env.cleanup().await;
+}

@@ -144,6 +144,9 @@ struct Shared {
     /// One executor per registered revision, built once for the process.
     executors: HashMap<&'static str, Box<dyn Executor>>,
     worker_name: String,
+    /// This worker's database's identity, read at the first message that
+    /// names one (the orchestrator makes it before it publishes).
+    database: tokio::sync::OnceCell<uuid::Uuid>,
 }
 
 /// Runs until a shutdown signal, then drains and returns.
@@ -166,6 +169,7 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         config,
         pool,
         worker_name: options.name.clone(),
+        database: tokio::sync::OnceCell::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -336,6 +340,36 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
+/// Whether `message` is for this worker's database (a message that names
+/// none is). One for another database is dead-lettered with the reason: its
+/// task id means another task here.
+async fn same_database(shared: &Shared, message: &TaskMessage) -> bool {
+    let Some(theirs) = message.database else {
+        return true;
+    };
+    let ours = shared
+        .database
+        .get_or_try_init(|| store::database_identity(&shared.pool))
+        .await;
+    match ours {
+        Ok(ours) if *ours == theirs => true,
+        Ok(ours) => {
+            tracing::error!(
+                "rejecting task {} ({} {}) to the dead-letter queue: it belongs to database {theirs}, and this worker serves database {ours}; give each database its own QUEUE_PREFIX",
+                message.task_id,
+                message.revision,
+                message.kind
+            );
+            false
+        }
+        Err(e) => {
+            // Unknown yet: let the claim decide, as before identities.
+            tracing::warn!("{e:#}; task {} not checked against it", message.task_id);
+            true
+        }
+    }
+}
+
 async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, delivery: Delivery) {
     let outcome = match TaskMessage::parse(&delivery.data, role) {
         Err(e) => {
@@ -353,6 +387,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
             );
             Outcome::Rejected
         }
+        Ok(message) if !same_database(shared, &message).await => Outcome::Rejected,
         Ok(message) => match process(shared, publisher, &message).boxed().await {
             Ok(outcome) => outcome,
             Err(e) => {
