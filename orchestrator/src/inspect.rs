@@ -122,12 +122,20 @@ pub async fn history(pool: &PgPool) -> anyhow::Result<()> {
 
 /// The current run, or the last one: per revision run and phase, task
 /// counts by state and rows; then the last errors.
-pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
-    if !store::has_pipeline_tables(pool).await? {
+/// The last run (or run `run`): its revision runs, phases, tasks by state
+/// and last errors.
+pub async fn status(pool: &PgPool, run: Option<i64>) -> anyhow::Result<()> {
+    if !store::has_pipeline_tables(pool).await? && run.is_none() {
         println!("no run yet: the pipeline has never run on this database");
         return Ok(());
     }
-    let Some(run) = store::last_run(pool).await? else {
+    let Some(run) = store::find_run(pool, run).await? else {
+        if let Some(id) = run {
+            return Err(crate::migrate::BadUsage(format!(
+                "there is no run #{id} on this database (`orchestrator status` shows the last one)"
+            ))
+            .into());
+        }
         println!("no run yet");
         return Ok(());
     };

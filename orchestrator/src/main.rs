@@ -101,7 +101,11 @@ enum Command {
     /// List the revisions, applied or not, and when.
     History,
     /// The current or last run: per phase, tasks by state; the last errors.
-    Status,
+    Status {
+        /// An earlier run, by its number (`run #N` in `status` and `history`).
+        #[arg(long)]
+        run: Option<i64>,
+    },
     /// Print the effective configuration, secrets redacted.
     Config,
     /// The local review analyser against a labels file (review_id,
@@ -337,7 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stamp { revision, purge } => migrate::stamp(&config, &revision, purge).await,
         Command::History => inspect::history(&connect(&config).await?).await,
-        Command::Status => inspect::status(&connect(&config).await?).await,
+        Command::Status { run } => inspect::status(&connect(&config).await?, run).await,
         Command::Search { query, target, k } => {
             search::run(&config, &connect(&config).await?, &query, target, k).await
         }

@@ -188,13 +188,15 @@ pub async fn running_run(pool: &PgPool) -> anyhow::Result<Option<RunRow>> {
 
 /// The latest run, whatever its state (`None` also when the pipeline has
 /// never run here and its tables do not exist).
-pub async fn last_run(pool: &PgPool) -> anyhow::Result<Option<RunRow>> {
+/// Run `id`, or the last run with `None`.
+pub async fn find_run(pool: &PgPool, id: Option<i64>) -> anyhow::Result<Option<RunRow>> {
     if !has_pipeline_tables(pool).await? {
         return Ok(None);
     }
     let row: Option<RunTuple> = sqlx::query_as(&format!(
-        "SELECT {RUN_COLUMNS} FROM pipeline.runs ORDER BY id DESC LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM pipeline.runs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC LIMIT 1"
     ))
+    .bind(id)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(run_row))

@@ -75,3 +75,38 @@ async fn relative_targets_stamp_show_and_exit_codes() {
     drop(holder);
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_any_earlier_run_by_its_number() {
+    let mut env = TestEnv::new("cli_status_run").await;
+    env.start_worker(&["--role", "all"]);
+    assert_success(&env.orchestrator(&["upgrade", EXTENSIONS]).await);
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    let first = env.scalar("SELECT min(id) FROM pipeline.runs").await;
+
+    let last = env.orchestrator(&["status"]).await;
+    assert_success(&last);
+    let last = String::from_utf8_lossy(&last.stdout).into_owned();
+    assert!(last.contains(&format!("{SCHEMA} (schema): done")), "{last}");
+
+    let earlier = env
+        .orchestrator(&["status", "--run", &first.to_string()])
+        .await;
+    assert_success(&earlier);
+    let earlier = String::from_utf8_lossy(&earlier.stdout).into_owned();
+    assert!(earlier.starts_with(&format!("run #{first} ")), "{earlier}");
+    assert!(
+        earlier.contains(&format!("{EXTENSIONS} (extensions): done")),
+        "{earlier}"
+    );
+    assert!(!earlier.contains("(schema)"), "{earlier}");
+
+    let unknown = env.orchestrator(&["status", "--run", "999"]).await;
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("there is no run #999"),
+        "{}",
+        text(&unknown)
+    );
+    env.cleanup().await;
+}
