@@ -186,9 +186,8 @@ pub async fn running_run(pool: &PgPool) -> anyhow::Result<Option<RunRow>> {
     Ok(row.map(run_row))
 }
 
-/// The latest run, whatever its state (`None` also when the pipeline has
-/// never run here and its tables do not exist).
-/// Run `id`, or the last run with `None`.
+/// Run `id`, or with `None` the latest run, whatever its state (`None` also
+/// when the pipeline has never run here and its tables do not exist).
 pub async fn find_run(pool: &PgPool, id: Option<i64>) -> anyhow::Result<Option<RunRow>> {
     if !has_pipeline_tables(pool).await? {
         return Ok(None);
@@ -325,11 +324,18 @@ pub async fn phase_names(pool: &PgPool, revision_run_id: i64) -> anyhow::Result<
 }
 
 /// The fence on a revision run's state changes: the row is still the
-/// caller's run's (`$run`), still running, and that run is still running.
+/// caller's run's, still running, and that run is still running.
 /// An orchestrator that lost its run lock finds its run marked interrupted
 /// by the one that took the lock, and so changes nothing.
-const STILL_OURS: &str = "run_id = $9 AND status = 'running'
-     AND EXISTS (SELECT 1 FROM pipeline.runs r WHERE r.id = $9 AND r.status = 'running')";
+/// `run` is the query parameter holding the caller's run id (`$4`).
+fn still_ours(run: &str) -> String {
+    format!(
+        "run_id = {run} AND status = '{}'
+     AND EXISTS (SELECT 1 FROM pipeline.runs r WHERE r.id = {run} AND r.status = '{}')",
+        RevisionRunStatus::Running.as_str(),
+        RunStatus::Running.as_str()
+    )
+}
 
 /// What a fenced change says when the run is no longer the caller's.
 fn fenced(revision_run_id: i64, run_id: i64) -> anyhow::Error {
@@ -339,7 +345,7 @@ fn fenced(revision_run_id: i64, run_id: i64) -> anyhow::Error {
 }
 
 /// Marks the caller's running revision run failed; an error if it is no
-/// longer the caller's (see [`STILL_OURS`]).
+/// longer the caller's (see [`still_ours`]).
 pub async fn fail_revision_run(
     pool: &PgPool,
     id: i64,
@@ -348,7 +354,7 @@ pub async fn fail_revision_run(
 ) -> anyhow::Result<()> {
     let changed = sqlx::query(&format!(
         "UPDATE pipeline.revision_runs SET status = $3, error = $2, finished_at = now() WHERE id = $1 AND {}",
-        STILL_OURS.replace("$9", "$4")
+        still_ours("$4")
     ))
     .bind(id)
     .bind(error)
@@ -383,7 +389,7 @@ async fn mark_revision_run_done(
 ) -> anyhow::Result<()> {
     let changed = sqlx::query(&format!(
         "UPDATE pipeline.revision_runs SET status = $2, finished_at = now() WHERE id = $1 AND {}",
-        STILL_OURS.replace("$9", "$3")
+        still_ours("$3")
     ))
     .bind(id)
     .bind(RevisionRunStatus::Done.as_str())
