@@ -18,7 +18,6 @@ use crate::scratch::{DataSet, Room};
 use anyhow::Context;
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::migrate::{self, Request};
-use shared::config::Source;
 use shared::plan::{Direction, RerunFlags};
 use shared::{catalogue, Config};
 use std::path::Path;
@@ -49,27 +48,8 @@ pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()
     server.answer_chat_automatically();
     // The orchestrator (planning here) and the workers read the same
     // settings: the caller's, with the scratch room and the fake providers.
-    let settings: Vec<(String, String)> = [
-        (
-            "DATABASE_URL",
-            room.config.database_url.expose().to_string(),
-        ),
-        ("QUEUE_PREFIX", room.config.queue_prefix.clone()),
-        ("DATA_DIR", room.data_dir.display().to_string()),
-        ("EMBEDDING_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", server.base_url()),
-        ("OPENAI_API_KEY", "sk-fake".into()),
-        ("EMBEDDING_DIMENSIONS", "384".into()),
-        ("ENRICH_PROVIDER", "openai".into()),
-        ("LLM_MODEL", "gpt-4o-mini".into()),
-        ("RUST_LOG", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let bench_config = Config::from_source(&Source::from_pairs(
-        std::env::vars().chain(settings.iter().cloned()),
-    ))?;
+    let settings = room.fake_provider_settings(&server, 384);
+    let bench_config = crate::scratch::config_with(&settings)?;
 
     let result = run(&bench_config, bench, &settings, &server).await;
 

@@ -1,10 +1,11 @@
-//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph|cascade`: the benchmarks, kept out
+//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph|cascade|chaos`: the benchmarks, kept out
 //! of the production binary. `orchestrator bench ARGS` runs this binary
 //! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
 //! a module, and works in a scratch database and queue prefix of its own
 //! ([`scratch`]) on the configured servers.
 
 mod cascade;
+mod chaos;
 mod embeddings;
 mod enrich;
 mod enrich_llm;
@@ -155,6 +156,42 @@ enum Command {
         #[arg(long, default_value_t = 0.01)]
         changed_share: f64,
         /// Keep the scratch database and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The run to head with faults (SIGKILLed and SIGSTOPped workers, a
+    /// broker restart, an immediate PostgreSQL stop, closed connections, a
+    /// deleted queue), against the same run without them: both digests must
+    /// be equal and no effect applied twice. Needs the local RabbitMQ
+    /// (rabbitmqctl) and PostgreSQL (scripts/services.sh starts it again).
+    Chaos {
+        #[arg(long, default_value_t = 200_000)]
+        reviews: usize,
+        #[arg(long, default_value_t = 2)]
+        workers_per_role: usize,
+        /// Seeds the faults' choice, order and timing; printed, for replays.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Workers SIGKILLed, one at a time.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// TASK_LEASE_SECS of both runs.
+        #[arg(long, default_value_t = 10)]
+        lease_secs: u64,
+        /// Seconds after which the run with faults counts as hung.
+        #[arg(long, default_value_t = 1800)]
+        bound_secs: u64,
+        /// Leave out the RabbitMQ restart.
+        #[arg(long)]
+        no_broker_restart: bool,
+        /// Leave out the PostgreSQL stop.
+        #[arg(long)]
+        no_postgres_restart: bool,
+        /// Delay of the fake providers per request, in milliseconds (a
+        /// small data set needs one to last through every fault).
+        #[arg(long, default_value_t = 0)]
+        provider_delay_ms: u64,
+        /// Keep the scratch databases and the generated files.
         #[arg(long)]
         keep: bool,
     },
@@ -361,6 +398,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep,
             };
             cascade::cascade(&config, &options).await
+        }
+        Command::Chaos {
+            reviews,
+            workers_per_role,
+            seed,
+            kills,
+            lease_secs,
+            bound_secs,
+            no_broker_restart,
+            no_postgres_restart,
+            provider_delay_ms,
+            keep,
+        } => {
+            let options = chaos::ChaosBench {
+                reviews,
+                workers_per_role: workers_per_role.max(1),
+                seed: seed.unwrap_or_else(|| chrono::Utc::now().timestamp() as u64),
+                kills,
+                lease_secs: lease_secs.max(2),
+                bound: Duration::from_secs(bound_secs),
+                broker_restart: !no_broker_restart,
+                postgres_restart: !no_postgres_restart,
+                provider_delay: Duration::from_millis(provider_delay_ms),
+                keep,
+            };
+            chaos::chaos(&config, &options).await
         }
         Command::Runtime {
             tasks,

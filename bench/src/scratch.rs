@@ -4,7 +4,7 @@
 //! [`Room::close`] takes it down.
 
 use anyhow::Context as _;
-use shared::config::ConnectionUrl;
+use shared::config::{ConnectionUrl, Source};
 use shared::Config;
 use sqlx::Connection as _;
 use std::path::PathBuf;
@@ -86,6 +86,35 @@ impl Room {
         })
     }
 
+    /// The environment of a benchmark's orchestrator and workers: the room's
+    /// database, queue prefix and data folder, with both providers (the
+    /// embeddings at `dims` and the chat completions of the enrichment)
+    /// answered by the in-process fake `server`.
+    pub fn fake_provider_settings(
+        &self,
+        server: &testkit::fake_openai::FakeOpenAi,
+        dims: usize,
+    ) -> Vec<(String, String)> {
+        [
+            (
+                "DATABASE_URL",
+                self.config.database_url.expose().to_string(),
+            ),
+            ("QUEUE_PREFIX", self.config.queue_prefix.clone()),
+            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("EMBEDDING_PROVIDER", "openai".into()),
+            ("OPENAI_BASE_URL", server.base_url()),
+            ("OPENAI_API_KEY", "sk-fake".into()),
+            ("EMBEDDING_DIMENSIONS", dims.to_string()),
+            ("ENRICH_PROVIDER", "openai".into()),
+            ("LLM_MODEL", "gpt-4o-mini".into()),
+            ("RUST_LOG", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// Removes the room's queues, database and data folder; with `keep`,
     /// only the queues.
     pub async fn close(mut self, keep: bool) {
@@ -112,4 +141,12 @@ impl Room {
         }
         let _ = self.admin.close().await;
     }
+}
+
+/// The caller's environment with `settings` over it, as the orchestrator
+/// would read it.
+pub fn config_with(settings: &[(String, String)]) -> anyhow::Result<Config> {
+    Ok(Config::from_source(&Source::from_pairs(
+        std::env::vars().chain(settings.iter().cloned()),
+    ))?)
 }

@@ -15,11 +15,18 @@ pub struct LocalWorkers {
 }
 
 pub fn worker_binary() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("locating the orchestrator binary")?;
-    let path = me.with_file_name("worker");
+    sibling_binary("worker")
+}
+
+/// The binary `name` next to this one (the orchestrator's worker, a
+/// benchmark's orchestrator and worker).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating this binary")?;
+    let path = me.with_file_name(name);
     anyhow::ensure!(
         path.exists(),
-        "--with-workers needs the worker binary next to the orchestrator ({}); build it with `cargo build --release --bins`",
+        "this needs the {name} binary next to {} ({}); build it with `cargo build --release --bins`",
+        me.display(),
         path.display()
     );
     Ok(path)

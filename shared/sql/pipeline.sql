@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS pipeline.tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_phase ON pipeline.tasks (revision_run_id, phase, status);
 -- The lease of a running task: its worker touches it while the task runs.
 ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
+-- What faults cost a task: copies of it that arrived after it was settled
+-- (acked without effect), and times it was taken back from a holder whose
+-- lease went stale.
+ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS duplicates integer NOT NULL DEFAULT 0;
+ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS taken_back integer NOT NULL DEFAULT 0;
 
 -- Every revision applied or undone, when, and by which run.
 CREATE TABLE IF NOT EXISTS pipeline.revision_history (

@@ -840,7 +840,7 @@ pub async fn take_back_stale(
             .execute(pool)
             .await?;
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "UPDATE pipeline.tasks SET status = $2, queued_at = clock_timestamp(),
+            "UPDATE pipeline.tasks SET status = $2, queued_at = clock_timestamp(), taken_back = taken_back + 1,
                     last_error = 'taken back: its worker stopped renewing its lease'
               WHERE id = $1 AND status = $3
               RETURNING id, revision, role, kind",
@@ -966,6 +966,16 @@ pub async fn task_status(
             .fetch_optional(&mut *conn)
             .await?;
     status.as_deref().map(TaskStatus::parse).transpose()
+}
+
+/// Counts a copy of a settled task that arrived anyway (and is acked
+/// without effect), for `bench chaos` and anyone asking what faults cost.
+pub async fn note_duplicate(conn: &mut PgConnection, task_id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE pipeline.tasks SET duplicates = duplicates + 1 WHERE id = $1")
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Takes the task's advisory lock on this connection (session level: it

@@ -309,6 +309,16 @@ impl TestEnv {
 
     /// Messages ready in a queue of this test's topology.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        Ok(self.queue(queue).await?.message_count())
+    }
+
+    /// Consumers the broker has on `queue`.
+    pub async fn queue_consumers(&self, queue: &str) -> anyhow::Result<u32> {
+        Ok(self.queue(queue).await?.consumer_count())
+    }
+
+    /// `queue` as the broker has it (a passive declare).
+    async fn queue(&self, queue: &str) -> anyhow::Result<lapin::Queue> {
         let connection =
             lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
@@ -324,7 +334,7 @@ impl TestEnv {
             .await
             .with_context(|| format!("queue {queue}"))?;
         let _ = connection.close(200, "done".into()).await;
-        Ok(declared.message_count())
+        Ok(declared)
     }
 
     /// Publishes a raw body to a role's work queue (for poison tests).

@@ -6,9 +6,12 @@
 //! - [`env`]: the integration-test environment: its own database and queue
 //!   prefix per test, and the real `orchestrator` and `worker` binaries;
 //! - [`data`]: data folders to seed from (sample copies, hand-made files);
-//! - [`graph`]: the graph's vertices and edges, for comparing two states.
+//! - [`graph`]: the graph's vertices and edges, for comparing two states;
+//! - [`digest`]: a canonical digest of everything the pipeline built, for
+//!   telling whether two runs on the same data ended in the same state.
 
 pub mod data;
+pub mod digest;
 pub mod env;
 pub mod fake_openai;
 pub mod graph;

@@ -342,3 +342,90 @@ async fn a_run_taken_over_by_another_orchestrator_records_nothing() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_consumer_the_broker_cancelled_subscribes_again() {
+    let mut env = TestEnv::new("cancelled_consumer").await;
+    env.start_worker(&["--role", "all"]);
+    let graph = env.topology().work_queue(Role::Graph);
+    env.eventually(
+        "the worker consumes the graph queue",
+        Duration::from_secs(60),
+        || async { env.queue_consumers(&graph).await.is_ok_and(|n| n == 1) },
+    )
+    .await;
+    // Deleting a queue cancels its consumers; the run declares it again.
+    let connection =
+        lapin::Connection::connect(&testkit::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(
+            graph.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    // Before the worker subscribed again, its other roles went on and the
+    // graph tasks of this run (every fourth) waited for ever.
+    let run = env.spawn_noop_run(8, 0);
+    let output = finished(run, Duration::from_secs(90)).await;
+    assert_success(&output);
+    assert_eq!(env.noop_marks().await, (8, 8), "every task once");
+    assert_eq!(env.queue_consumers(&graph).await.unwrap(), 1);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_finished_during_the_drain_are_acked_and_not_delivered_again() {
+    let mut env = TestEnv::new("drain_acks").await;
+    let run = env.spawn_noop_run(4, 3000);
+    let first = env.start_worker(&["--role", "all", "--concurrency", "4"]);
+    env.wait_for_tasks("running", 4, Duration::from_secs(60))
+        .await;
+    env.signal_worker(first, Signal::SIGTERM);
+    assert_eq!(
+        env.wait_worker(first, Duration::from_secs(30)).await,
+        Some(0),
+        "the worker drains and exits 0"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.tasks WHERE status = 'done'")
+            .await,
+        4,
+        "the tasks in hand finished in the drain"
+    );
+    // Closing the broker connection before the drain lost these acks: the
+    // next worker got all four messages again.
+    env.start_worker(&["--role", "all"]);
+    let output = finished(run, Duration::from_secs(60)).await;
+    assert_success(&output);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.scalar("SELECT sum(duplicates)::bigint FROM pipeline.tasks")
+            .await,
+        0,
+        "no copy of a drained task came back"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_exits_at_the_end_of_its_drain_time_even_with_a_task_in_hand() {
+    let mut env = TestEnv::new("drain_limit").await;
+    let _run = env.spawn_noop_run(1, 120_000);
+    let worker = env.start_worker(&["--role", "all", "--drain-secs", "2"]);
+    env.wait_for_tasks("running", 1, Duration::from_secs(60))
+        .await;
+    env.signal_worker(worker, Signal::SIGTERM);
+    // It used to wait for its pool, whose connection the task had checked
+    // out, until the task ended two minutes later.
+    assert_eq!(
+        env.wait_worker(worker, Duration::from_secs(20)).await,
+        Some(0),
+        "the worker exits soon after its 2 s drain"
+    );
+    env.cleanup().await;
+}

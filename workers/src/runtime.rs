@@ -183,6 +183,9 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
     // Forever (a worker waits for the broker however long it is away); each
     // reconnection starts again from the first delay.
     let reconnect = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    // The session at shutdown, kept open through the drain: the tasks in
+    // hand ack their messages and publish their retries on it.
+    let mut last_session = None;
     loop {
         if *stop_rx.borrow() {
             break;
@@ -210,8 +213,8 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         );
         let ended = consume(&shared, &publisher, consumers, &slots, stop_rx.clone()).await;
         match ended {
-            SessionEnd::Stop => {
-                let _ = connection.close(200, "worker shutting down".into()).await;
+            SessionEnd::Stop(channels) => {
+                last_session = Some((connection, publisher, channels));
                 break;
             }
             SessionEnd::ConnectionLost(reason) => {
@@ -224,19 +227,31 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
 
     // Drain: every slot back means no task in hand.
     let all = options.concurrency as u32;
-    match tokio::time::timeout(options.drain, slots.acquire_many(all)).await {
-        Ok(_) => tracing::info!("all tasks in hand finished; exiting"),
+    let drained = tokio::time::timeout(options.drain, slots.acquire_many(all)).await;
+    if let Some((connection, publisher, channels)) = last_session {
+        drop((publisher, channels));
+        let _ = connection.close(200, "worker shutting down".into()).await;
+    }
+    match drained {
+        Ok(_) => {
+            tracing::info!("all tasks in hand finished; exiting");
+            shared.pool.close().await;
+        }
+        // Not waiting for the pool either: a task past the drain still has
+        // its connection checked out. Exiting closes it, its transaction
+        // rolls back, and the broker redelivers its message.
         Err(_) => tracing::warn!(
-            "tasks still running after {:?}; leaving them to the broker's redelivery",
+            "tasks still running after {:?}; exiting without them (the broker redelivers their messages)",
             options.drain
         ),
     }
-    shared.pool.close().await;
     Ok(())
 }
 
 enum SessionEnd {
-    Stop,
+    /// The consumers' channels, kept open with the connection through the
+    /// drain (closing a channel loses the acks of its deliveries).
+    Stop(Vec<lapin::Channel>),
     ConnectionLost(String),
 }
 
@@ -286,7 +301,12 @@ async fn consume(
     for (role, consumer, channel) in consumers {
         let tag = consumer.tag();
         channels.push((channel, tag));
-        streams.push(consumer.map(move |d| (role, d)).boxed());
+        // A consumer's stream also ends when the broker cancels it (its
+        // queue was deleted): the `None` after its last delivery says so,
+        // so that the worker subscribes again instead of going on without
+        // that role.
+        let ended = futures_util::stream::once(async move { (role, None) });
+        streams.push(consumer.map(move |d| (role, Some(d))).chain(ended).boxed());
     }
     loop {
         // Take a slot first: prefetch bounds what the broker sends, the
@@ -300,7 +320,7 @@ async fn consume(
             _ = stop_rx.changed() => return cancel(channels).await,
         };
         match next {
-            Some((role, Ok(delivery))) => {
+            Some((role, Some(Ok(delivery)))) => {
                 let shared = shared.clone();
                 let publisher = publisher.clone();
                 tokio::spawn(async move {
@@ -308,19 +328,26 @@ async fn consume(
                     handle_delivery(&shared, &publisher, role, delivery).await;
                 });
             }
-            Some((_, Err(e))) => return SessionEnd::ConnectionLost(e.to_string()),
-            None => return SessionEnd::ConnectionLost("all consumers ended".into()),
+            Some((_, Some(Err(e)))) => return SessionEnd::ConnectionLost(e.to_string()),
+            Some((role, None)) => {
+                return SessionEnd::ConnectionLost(format!(
+                    "the broker cancelled the {role} consumer (its queue deleted?)"
+                ))
+            }
+            None => return SessionEnd::ConnectionLost("no consumers".into()),
         }
     }
 }
 
 async fn cancel(channels: Vec<(lapin::Channel, lapin::types::ShortString)>) -> SessionEnd {
+    let mut open = Vec::with_capacity(channels.len());
     for (channel, tag) in channels {
         let _ = channel
             .basic_cancel(tag, BasicCancelOptions::default())
             .await;
+        open.push(channel);
     }
-    SessionEnd::Stop
+    SessionEnd::Stop(open)
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -448,6 +475,7 @@ async fn process(
         return Ok(Outcome::Rejected);
     };
     if current.is_settled() {
+        store::note_duplicate(&mut conn, message.task_id).await?;
         return Ok(Outcome::SkippedDone);
     }
     if !store::try_lock_task(&mut conn, message.task_id).await? {
@@ -486,6 +514,13 @@ async fn run_claimed(
                 message.kind
             );
             return Ok(Outcome::Failed);
+        }
+        if store::task_status(conn, message.task_id)
+            .await?
+            .is_some_and(|s| s.is_settled())
+        {
+            // Settled between the first look and the claim.
+            store::note_duplicate(conn, message.task_id).await?;
         }
         return Ok(Outcome::SkippedDone);
     };
