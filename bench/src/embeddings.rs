@@ -17,7 +17,7 @@
 //! Everything runs in a scratch database and queue prefix of its own on the
 //! configured servers, dropped at the end (unless `--keep`).
 
-use crate::scratch::{DataSet, Room};
+use crate::scratch::{self, DataSet, Room};
 use anyhow::Context;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
@@ -183,26 +183,7 @@ async fn run(config: &Config, bench: &EmbeddingsBench, server: &FakeOpenAi) -> a
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    // Schema and seed, by the pipeline itself.
-    let loaders = start_workers(config, 2, 2)?;
-    let mut driver = driver::start(config, &options).await?;
-    let setup = async {
-        // From the chain's start: with AGE preloaded, a database without the
-        // age extension cannot drop a table, and each run drops the embedding tables.
-        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
-            .iter()
-            .map(|id| catalogue::find(id).expect("in the catalogue"))
-            .collect();
-        driver
-            .run_path(&path, Direction::Upgrade, &config.data_dir)
-            .await
-    }
-    .await;
-    loaders.stop(Duration::from_secs(30)).await;
-    if let Err(e) = setup {
-        driver.finish(Err(&e)).await;
-        return Err(e);
-    }
+    let mut driver = scratch::seeded(config, &options).await?;
 
     let mut runs = Vec::new();
     let last = bench.workers.len().saturating_sub(1);

@@ -9,7 +9,7 @@
 //! `cores / workers` threads unless `--threads` says otherwise, so that two
 //! workers do not fight over the same cores.
 
-use crate::scratch::{DataSet, Room};
+use crate::scratch::{self, DataSet, Room};
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
 use orchestrator::lock::WaitPolicy;
@@ -60,12 +60,12 @@ async fn run(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    let mut driver = seeded(config, &options).await?;
+    let mut driver = scratch::seeded(config, &options).await?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut runs = Vec::new();
     for &count in &bench.workers {
         let threads = bench.threads.unwrap_or((cores / count.max(1)).max(1));
-        let mut env = base_env(config);
+        let mut env = scratch::base_env(config);
         let threads_text = threads.to_string();
         env.extend([
             ("ENRICH_PROVIDER", "local"),
@@ -100,43 +100,6 @@ async fn run(config: &Config, bench: &EnrichBench) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A driver on the scratch database once the pipeline itself has applied
-/// the extensions, schema and seed revisions (with two local workers). The
-/// extensions come first, as in production: with AGE preloaded by the
-/// server, the enrichment's downgrade (a DROP TABLE) needs ag_catalog.
-pub async fn seeded(config: &Config, options: &RunOptions) -> anyhow::Result<driver::Driver> {
-    let loaders = LocalWorkers::start_with_env(2, Some(2), &base_env(config))?;
-    let mut driver = driver::start(config, options).await?;
-    let setup = async {
-        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
-            .iter()
-            .map(|id| catalogue::find(id).expect("in the catalogue"))
-            .collect();
-        driver
-            .run_path(&path, Direction::Upgrade, &config.data_dir)
-            .await
-    }
-    .await;
-    loaders.stop(Duration::from_secs(30)).await;
-    match setup {
-        Ok(()) => Ok(driver),
-        Err(e) => {
-            driver.finish(Err(&e)).await;
-            Err(e)
-        }
-    }
-}
-
-/// What every worker of the scratch run needs to find its database and queues.
-pub fn base_env(config: &Config) -> Vec<(&'static str, &str)> {
-    vec![
-        ("DATABASE_URL", config.database_url.expose()),
-        ("QUEUE_PREFIX", config.queue_prefix.as_str()),
-        ("DATA_DIR", config.data_dir.to_str().unwrap_or("data")),
-        ("RUST_LOG", "warn"),
-    ]
 }
 
 /// One run of the enrichment plan with `count` workers started with `env`

@@ -18,7 +18,7 @@
 //! and queue prefix of its own, dropped at the end (unless `--keep`).
 
 use crate::enrich;
-use crate::scratch::{DataSet, Room};
+use crate::scratch::{self, DataSet, Room};
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::lock::WaitPolicy;
 use shared::config::{EnrichProvider, EnrichScope, Secret};
@@ -84,7 +84,7 @@ pub async fn enrich_llm(config: &Config, bench: &EnrichLlmBench) -> anyhow::Resu
 }
 
 /// The settings of the LLM path for the enrich workers, after
-/// [`crate::enrich::base_env`].
+/// [`crate::scratch::base_env`].
 fn llm_env(config: &Config) -> Vec<(&'static str, String)> {
     let e = &config.enrichment;
     vec![
@@ -108,7 +108,7 @@ async fn run(config: &Config, bench: &EnrichLlmBench, server: &FakeOpenAi) -> an
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    let mut driver = enrich::seeded(config, &options).await?;
+    let mut driver = scratch::seeded(config, &options).await?;
     let mut runs = Vec::new();
     for &count in &bench.workers {
         match enrich_run(config, &mut driver, bench, server, count, None).await {
@@ -203,7 +203,7 @@ async fn enrich_run(
     window: Option<(u64, Duration)>,
 ) -> anyhow::Result<Run> {
     let llm = llm_env(config);
-    let mut env = enrich::base_env(config);
+    let mut env = scratch::base_env(config);
     env.extend(llm.iter().map(|(k, v)| (*k, v.as_str())));
     let requests = server.chat_requests();
     if let Some((after, length)) = window {

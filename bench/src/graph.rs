@@ -13,7 +13,7 @@
 //!    (one Cypher `CREATE` per row with its data pasted into the text,
 //!    `MATCH … WHERE … CREATE` per edge) and prints its rate and the ratio.
 
-use crate::scratch::{DataSet, Room};
+use crate::scratch::{self, DataSet, Room};
 use anyhow::Context;
 use orchestrator::driver::{self, RunOptions};
 use orchestrator::local_workers::LocalWorkers;
@@ -53,21 +53,6 @@ pub async fn graph(config: &Config, bench: &GraphBench) -> anyhow::Result<()> {
     result
 }
 
-fn start_workers(
-    config: &Config,
-    count: usize,
-    concurrency: usize,
-) -> anyhow::Result<LocalWorkers> {
-    let env = [
-        ("DATABASE_URL", config.database_url.expose().to_string()),
-        ("QUEUE_PREFIX", config.queue_prefix.clone()),
-        ("DATA_DIR", config.data_dir.display().to_string()),
-        ("RUST_LOG", "warn".to_string()),
-    ];
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    LocalWorkers::start_with_env(count, Some(concurrency), &pairs)
-}
-
 struct Build {
     elements: i64,
     total: Duration,
@@ -80,23 +65,7 @@ async fn run(config: &Config, bench: &GraphBench) -> anyhow::Result<()> {
         wait: WaitPolicy::Wait,
         data_dir: config.data_dir.clone(),
     };
-    let loaders = start_workers(config, 2, 4)?;
-    let mut driver = driver::start(config, &options).await?;
-    let setup = async {
-        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
-            .iter()
-            .map(|id| catalogue::find(id).expect("in the catalogue"))
-            .collect();
-        driver
-            .run_path(&path, Direction::Upgrade, &config.data_dir)
-            .await
-    }
-    .await;
-    loaders.stop(Duration::from_secs(30)).await;
-    if let Err(e) = setup {
-        driver.finish(Err(&e)).await;
-        return Err(e);
-    }
+    let mut driver = scratch::seeded(config, &options).await?;
     let build = build(config, &mut driver, bench).await;
     let build = match build {
         Ok(b) => b,
@@ -167,7 +136,11 @@ async fn build(
     bench: &GraphBench,
 ) -> anyhow::Result<Build> {
     let pool = driver.pool.clone();
-    let workers = start_workers(config, bench.workers, bench.concurrency)?;
+    let workers = LocalWorkers::start_with_env(
+        bench.workers,
+        Some(bench.concurrency),
+        &scratch::base_env(config),
+    )?;
     // Let them connect, so that start-up is not measured.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let result = async {

@@ -4,6 +4,10 @@
 //! [`Room::close`] takes it down.
 
 use anyhow::Context as _;
+use orchestrator::driver::{self, RunOptions};
+use orchestrator::local_workers::LocalWorkers;
+use orchestrator::plan::Direction;
+use shared::catalogue;
 use shared::config::{ConnectionUrl, Source};
 use shared::Config;
 use sqlx::Connection as _;
@@ -149,4 +153,41 @@ pub fn config_with(settings: &[(String, String)]) -> anyhow::Result<Config> {
     Ok(Config::from_source(&Source::from_pairs(
         std::env::vars().chain(settings.iter().cloned()),
     ))?)
+}
+
+/// A driver on the scratch database once the pipeline itself has applied
+/// the extensions, schema and seed revisions (with two local workers). The
+/// extensions come first, as in production: with AGE preloaded by the
+/// server, the enrichment's downgrade (a DROP TABLE) needs ag_catalog.
+pub async fn seeded(config: &Config, options: &RunOptions) -> anyhow::Result<driver::Driver> {
+    let loaders = LocalWorkers::start_with_env(2, Some(2), &base_env(config))?;
+    let mut driver = driver::start(config, options).await?;
+    let setup = async {
+        let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
+            .iter()
+            .map(|id| catalogue::find(id).expect("in the catalogue"))
+            .collect();
+        driver
+            .run_path(&path, Direction::Upgrade, &config.data_dir)
+            .await
+    }
+    .await;
+    loaders.stop(Duration::from_secs(30)).await;
+    match setup {
+        Ok(()) => Ok(driver),
+        Err(e) => {
+            driver.finish(Err(&e)).await;
+            Err(e)
+        }
+    }
+}
+
+/// What every worker of the scratch run needs to find its database and queues.
+pub fn base_env(config: &Config) -> Vec<(&'static str, &str)> {
+    vec![
+        ("DATABASE_URL", config.database_url.expose()),
+        ("QUEUE_PREFIX", config.queue_prefix.as_str()),
+        ("DATA_DIR", config.data_dir.to_str().unwrap_or("data")),
+        ("RUST_LOG", "warn"),
+    ]
 }
