@@ -81,7 +81,11 @@ enum Command {
         k: i64,
     },
     /// Print the revision `alembic_version` holds.
-    Current,
+    Current {
+        /// Also what it is, its parent and its last run (as `show`).
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// The head of the chain (the revision `upgrade head` goes to).
     Heads,
     /// Branch points of the chain (it is a single line: there are none).
@@ -99,12 +103,29 @@ enum Command {
         purge: bool,
     },
     /// List the revisions, applied or not, and when.
-    History,
+    History {
+        /// Only the revisions from A to B, both included: `A:B`, `A:`, `:B`
+        /// (ids, prefixes, names, `base`, `head` or `current`).
+        #[arg(short = 'r', long = "rev-range", value_name = "A:B")]
+        range: Option<String>,
+        /// Also each revision's parent and its last run.
+        #[arg(short, long, conflicts_with = "json")]
+        verbose: bool,
+        /// One JSON array (schema in the README).
+        #[arg(long)]
+        json: bool,
+    },
     /// The current or last run: per phase, tasks by state; the last errors.
     Status {
         /// An earlier run, by its number (`run #N` in `status` and `history`).
         #[arg(long)]
         run: Option<i64>,
+        /// One JSON object (schema in the README); with --watch, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Draw it again every SECS seconds (default 2) until the run ends.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<u64>,
     },
     /// Print the effective configuration, secrets redacted.
     Config,
@@ -188,7 +209,11 @@ enum ScheduleCommand {
         catch_up: String,
     },
     /// Every schedule: its next fire, its last fire and how it went.
-    List,
+    List {
+        /// One JSON array (schema in the README).
+        #[arg(long)]
+        json: bool,
+    },
     Pause {
         name: String,
     },
@@ -323,7 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Current => inspect::current(&connect(&config).await?).await,
+        Command::Current { verbose } => inspect::current(&connect(&config).await?, verbose).await,
         Command::Heads => {
             inspect::heads();
             Ok(())
@@ -340,8 +365,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             inspect::show(&connect(&config).await?, target).await
         }
         Command::Stamp { revision, purge } => migrate::stamp(&config, &revision, purge).await,
-        Command::History => inspect::history(&connect(&config).await?).await,
-        Command::Status { run } => inspect::status(&connect(&config).await?, run).await,
+        Command::History {
+            range,
+            verbose,
+            json,
+        } => {
+            let output = if json {
+                inspect::Output::Json
+            } else {
+                inspect::Output::Text { verbose }
+            };
+            inspect::history(&connect(&config).await?, range.as_deref(), output).await
+        }
+        Command::Status { run, json, watch } => {
+            let output = if json {
+                inspect::Output::Json
+            } else {
+                inspect::Output::Text { verbose: false }
+            };
+            let watch = watch.map(|secs| Duration::from_secs(secs.max(1)));
+            inspect::status(&connect(&config).await?, run, output, watch).await
+        }
         Command::Search { query, target, k } => {
             search::run(&config, &connect(&config).await?, &query, target, k).await
         }
@@ -479,7 +523,7 @@ async fn schedule(config: &Config, which: ScheduleCommand) -> anyhow::Result<()>
             println!("schedule {name} added; next fire {next}");
             Ok(())
         }
-        ScheduleCommand::List => schedule::list(&pool).await,
+        ScheduleCommand::List { json } => schedule::list(&pool, json).await,
         ScheduleCommand::Pause { name } => schedule::set_paused(&pool, &name, true).await,
         ScheduleCommand::Resume { name } => schedule::set_paused(&pool, &name, false).await,
         ScheduleCommand::Remove { name } => schedule::remove(&pool, &name).await,

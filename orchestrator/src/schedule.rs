@@ -158,7 +158,32 @@ pub async fn add(pool: &PgPool, new: &NewSchedule) -> anyhow::Result<DateTime<Ut
     Ok(next)
 }
 
-pub async fn list(pool: &PgPool) -> anyhow::Result<()> {
+/// One schedule as `schedule list` shows it (`--json`: an array of these).
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub cron: String,
+    pub tz: String,
+    pub action: Action,
+    /// `one` or `none`.
+    pub catch_up: String,
+    pub paused: bool,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`; `null` while paused.
+    pub next_fire: Option<String>,
+    /// The latest fire; `null` if it never fired.
+    pub last_fire: Option<ListedFire>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListedFire {
+    /// The due time it was for (UTC).
+    pub due: String,
+    /// `running`, `succeeded`, `failed`, `skipped` or `missed`.
+    pub status: String,
+    pub note: Option<String>,
+}
+
+pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<()> {
     shared::db::ensure_pipeline_schema(pool).await?;
     let rows = sqlx::query(
         "SELECT s.name, s.cron, s.tz, s.action, s.catch_up, s.paused,
@@ -172,29 +197,50 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<()> {
     )
     .fetch_all(pool)
     .await?;
-    if rows.is_empty() {
+    let mut listed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let paused: bool = row.get("paused");
+        let last_due: Option<String> = row.get("last_due");
+        listed.push(Listed {
+            name: row.get("name"),
+            cron: row.get("cron"),
+            tz: row.get("tz"),
+            action: serde_json::from_value(row.get("action"))?,
+            catch_up: row.get("catch_up"),
+            paused,
+            next_fire: (!paused).then(|| row.get("next")),
+            last_fire: last_due.map(|due| ListedFire {
+                due,
+                status: row
+                    .get::<Option<String>, _>("last_status")
+                    .unwrap_or_default(),
+                note: row.get("last_note"),
+            }),
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(());
+    }
+    if listed.is_empty() {
         println!("no schedules");
     }
-    for row in rows {
-        let action: Action = serde_json::from_value(row.get("action"))?;
-        let paused: bool = row.get("paused");
-        let next: String = row.get("next");
-        let last: Option<String> = row.get("last_due");
-        let status: Option<String> = row.get("last_status");
-        let note: Option<String> = row.get("last_note");
+    for s in listed {
         println!(
-            "{}: {:?} ({}) {action}, catch-up {}{}\n  next fire {} UTC; last fire {}",
-            row.get::<String, _>("name"),
-            row.get::<String, _>("cron"),
-            row.get::<String, _>("tz"),
-            row.get::<String, _>("catch_up"),
-            if paused { ", PAUSED" } else { "" },
-            if paused { "(paused)".to_string() } else { next },
-            match last {
-                Some(due) => format!(
-                    "{due} UTC: {}{}",
-                    status.unwrap_or_default(),
-                    note.map(|n| format!(" ({n})")).unwrap_or_default()
+            "{}: {:?} ({}) {}, catch-up {}{}\n  next fire {} UTC; last fire {}",
+            s.name,
+            s.cron,
+            s.tz,
+            s.action,
+            s.catch_up,
+            if s.paused { ", PAUSED" } else { "" },
+            s.next_fire.as_deref().unwrap_or("(paused)"),
+            match s.last_fire {
+                Some(fire) => format!(
+                    "{} UTC: {}{}",
+                    fire.due,
+                    fire.status,
+                    fire.note.map(|n| format!(" ({n})")).unwrap_or_default()
                 ),
                 None => "never".into(),
             }
