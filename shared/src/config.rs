@@ -782,6 +782,12 @@ impl Config {
                 reason: "expected letters, digits, '_', '-' or '.'".into(),
             });
         }
+        let memory_table = src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?;
+        crate::table_names::check(&crate::table_names::configured(
+            &memory_table,
+            &embedding.products_table,
+            &embedding.reviews_table,
+        ))?;
         Ok(Config {
             database_url: src.database_url()?,
             amqp_url,
@@ -793,7 +799,7 @@ impl Config {
             task_reconcile_secs: src.positive("TASK_RECONCILE_SECS", 90u64)?,
             worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
             seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
-            memory_table: src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?,
+            memory_table,
             memory_dims: src.positive("MEM0_EMBEDDING_MODEL_DIMS", 384u32)?,
             embedding,
             openai,

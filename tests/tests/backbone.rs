@@ -569,11 +569,54 @@ async fn config_prints_every_setting_with_secrets_redacted() {
     env.cleanup().await;
 }
 
-#[test]
-fn retry_delays_grow() {
-    assert!(Topology::retry_delay(1) < Topology::retry_delay(2));
-    assert!(Topology::retry_delay(2) < Topology::retry_delay(3));
-    assert_eq!(Topology::retry_delay(50), Topology::retry_delay(4));
+/// The delay a worker's log gives for each failed attempt it retried:
+/// `(attempt, delay)` from "attempt N/M failed: ...; retrying in 5s".
+fn retry_delays_logged(log: &str) -> Vec<(u32, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let (_, after) = line.split_once(" attempt ")?;
+            let attempt = after.split('/').next()?.parse().ok()?;
+            let (_, delay) = after.rsplit_once("; retrying in ")?;
+            Some((attempt, delay.trim().to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_grow() {
+    let mut env = TestEnv::new("retry_delays_grow").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "4");
+    let log = std::env::temp_dir().join(format!("{}.worker.log", env.db_name));
+    env.start_worker_logging_to(&["--role", "all"], &log);
+    let out = env
+        .orchestrator(&[
+            "bench",
+            "runtime",
+            "--tasks",
+            "1",
+            "--workers",
+            "0",
+            "--fail-attempts",
+            "3",
+            "--mark",
+        ])
+        .await;
+    assert_success(&out);
+    env.kill_workers().await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let delays = retry_delays_logged(&logged);
+    // What the worker did: each retry waited longer than the one before,
+    // and the fourth attempt succeeded.
+    let attempts: Vec<u32> = delays.iter().map(|(attempt, _)| *attempt).collect();
+    assert_eq!(attempts, [1, 2, 3], "{logged}");
+    let secs: Vec<f64> = delays
+        .iter()
+        .map(|(_, delay)| delay.trim_end_matches('s').parse().unwrap())
+        .collect();
+    assert!(secs.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+    assert_eq!(env.noop_marks().await, (1, 1));
+    std::fs::remove_file(&log).ok();
+    env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

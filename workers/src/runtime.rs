@@ -152,11 +152,21 @@ struct Shared {
 /// Runs until a shutdown signal, then drains and returns.
 pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
     let lock_timeout = format!("{}s", config.task_lock_timeout_secs);
+    let connections = db::worker_connections(options.concurrency);
     let pool = db::connect_with_settings(
         &config,
-        (options.concurrency as u32) * 2 + 2,
+        connections,
         Duration::from_secs(120),
         &[("lock_timeout", lock_timeout)],
+    )
+    .await?;
+    db::check_connection_budget(
+        &pool,
+        connections,
+        &format!(
+            "this worker (--concurrency / WORKER_CONCURRENCY {}: 2 per slot and 2 more)",
+            options.concurrency
+        ),
     )
     .await?;
     let executors = revisions::registry::CHAIN
