@@ -6,7 +6,7 @@ use crate::backoff::{Backoff, Verdict};
 use crate::config::Config;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -168,6 +168,29 @@ pub async fn check_connection_budget(pool: &PgPool, wanted: u32, who: &str) -> a
     if let Some(warning) = connection_budget(pool).await?.admit(wanted, who)? {
         tracing::warn!("{warning}");
     }
+    Ok(())
+}
+
+/// Gives every statement on `conn` from now on at most `limit`
+/// (`statement_timeout`), and returns the connection's backend pid, by
+/// which [`terminate_backend`] can stop it from another connection.
+pub async fn limit_statements(conn: &mut PgConnection, limit: Duration) -> anyhow::Result<i32> {
+    let (pid, _): (i32, String) =
+        sqlx::query_as("SELECT pg_backend_pid(), set_config('statement_timeout', $1, false)")
+            .bind(format!("{}ms", limit.as_millis()))
+            .fetch_one(conn)
+            .await?;
+    Ok(pid)
+}
+
+/// Ends another connection's backend (its statement, its transaction, its
+/// advisory locks), waiting up to 5 s for it to be gone.
+pub async fn terminate_backend(pool: &PgPool, pid: i32) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .execute(pool)
+        .await
+        .with_context(|| format!("terminating database backend {pid}"))?;
     Ok(())
 }
 
