@@ -411,9 +411,25 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
         panic!("this test closes connections with rabbitmqctl and needs the local broker");
     }
     let mut env = TestEnv::new("broker_drop").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "5");
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = env.spawn_noop_run(40, 300);
-    env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
+    // Every task fails its first attempt on purpose, so that retries sit
+    // in the delay queues and are published while the connection goes.
+    let run = env.spawn_orchestrator(&[
+        "bench",
+        "runtime",
+        "--tasks",
+        "40",
+        "--workers",
+        "0",
+        "--sleep-ms",
+        "300",
+        "--fail-attempts",
+        "1",
+        "--mark",
+    ]);
+    env.wait_for_tasks("retrying", 4, Duration::from_secs(60))
+        .await;
     let worker_tag = format!("worker {}", env.queue_prefix);
     let victims: Vec<String> = broker_connections()
         .into_iter()
@@ -436,7 +452,13 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
         .unwrap()
         .unwrap();
     assert_success(&out);
-    assert_eq!(env.noop_marks().await, (40, 40));
+    assert_eq!(env.noop_marks().await, (40, 40), "each effect exactly once");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.tasks WHERE status = 'done' AND attempts >= 2")
+            .await,
+        40,
+        "every task failed once and its retry came through"
+    );
     assert!(
         broker_connections()
             .iter()

@@ -136,14 +136,17 @@ async fn verify_identity(path: &Path, payload: &LoadPayload, data_start: u64) ->
     let changed = if payload.header_digest.is_some_and(|d| d != header) {
         Some("its header".to_string())
     } else if chunk.digest.is_some_and(|d| d != range) {
-        Some(format!("bytes {}–{} (lines from {})", chunk.start, chunk.end, chunk.first_line))
+        Some(format!(
+            "the range of records from line {} (bytes {}–{})",
+            chunk.first_line, chunk.start, chunk.end
+        ))
     } else {
         None
     };
     match changed {
         None => Ok(()),
         Some(what) => Err(Permanent::new(format!(
-            "{} changed since the seed was planned ({what} hold other content, though the file has the same size): \
+            "{} changed since the seed was planned: {what} holds other content at the same file size; \
              nothing of it was loaded; run the command again to plan afresh from the file as it is now",
             path.display()
         ))
