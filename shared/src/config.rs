@@ -1141,7 +1141,7 @@ mod tests {
             ),
             (600, 2, 7200)
         );
-        assert_eq!(set.longest().as_secs(), 7200);
+        assert_eq!(set.longest().as_secs(), 14_400, "finish keeps its default");
         assert_eq!(set.to_string().parse::<TaskDeadlines>().unwrap(), set);
         for bad in ["soon", "noop=0", "Noop=5", "=5"] {
             let src = Source::from_pairs([("TASK_DEADLINE_SECS", bad)]);
