@@ -183,17 +183,24 @@ impl TestEnv {
     /// `sleep_ms` each, for workers the test starts itself, each marking its
     /// effect in `pipeline.noop_marks` (see [`TestEnv::noop_marks`]).
     pub fn spawn_noop_run(&self, tasks: usize, sleep_ms: u64) -> Child {
-        self.spawn_orchestrator(&[
+        self.spawn_noop_run_with(tasks, &["--sleep-ms", &sleep_ms.to_string()])
+    }
+
+    /// [`TestEnv::spawn_noop_run`] with other options of `bench runtime`
+    /// (`--fail-attempts 1`, `--sleep-in-database`, ...).
+    pub fn spawn_noop_run_with(&self, tasks: usize, options: &[&str]) -> Child {
+        let tasks = tasks.to_string();
+        let mut args = vec![
             "bench",
             "runtime",
             "--tasks",
-            &tasks.to_string(),
+            &tasks,
             "--workers",
             "0",
-            "--sleep-ms",
-            &sleep_ms.to_string(),
             "--mark",
-        ])
+        ];
+        args.extend_from_slice(options);
+        self.spawn_orchestrator(&args)
     }
 
     /// `(marks, distinct tasks marked)` of the no-op run: equal when no

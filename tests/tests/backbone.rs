@@ -415,19 +415,7 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
     // Every task fails its first attempt on purpose, so that retries sit
     // in the delay queues and are published while the connection goes.
-    let run = env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        "40",
-        "--workers",
-        "0",
-        "--sleep-ms",
-        "300",
-        "--fail-attempts",
-        "1",
-        "--mark",
-    ]);
+    let run = env.spawn_noop_run_with(40, &["--sleep-ms", "300", "--fail-attempts", "1"]);
     env.wait_for_tasks("retrying", 4, Duration::from_secs(60))
         .await;
     let worker_tag = format!("worker {}", env.queue_prefix);
@@ -610,20 +598,8 @@ async fn retry_delays_grow() {
     env.set_env("TASK_MAX_ATTEMPTS", "4");
     let log = std::env::temp_dir().join(format!("{}.worker.log", env.db_name));
     env.start_worker_logging_to(&["--role", "all"], &log);
-    let out = env
-        .orchestrator(&[
-            "bench",
-            "runtime",
-            "--tasks",
-            "1",
-            "--workers",
-            "0",
-            "--fail-attempts",
-            "3",
-            "--mark",
-        ])
-        .await;
-    assert_success(&out);
+    let run = env.spawn_noop_run_with(1, &["--fail-attempts", "3"]);
+    assert_success(&run.wait_with_output().await.unwrap());
     env.kill_workers().await;
     let logged = std::fs::read_to_string(&log).unwrap();
     let delays = retry_delays_logged(&logged);

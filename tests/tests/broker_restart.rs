@@ -25,19 +25,7 @@ async fn orchestrator_and_workers_carry_on_across_a_broker_restart() {
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
     // Every task fails its first attempt on purpose, so that retries sit
     // in the delay queues, and are published, across the restart.
-    let run = env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        "60",
-        "--workers",
-        "0",
-        "--sleep-ms",
-        "300",
-        "--fail-attempts",
-        "1",
-        "--mark",
-    ]);
+    let run = env.spawn_noop_run_with(60, &["--sleep-ms", "300", "--fail-attempts", "1"]);
     env.wait_for_tasks("retrying", 8, Duration::from_secs(60))
         .await;
 

@@ -440,18 +440,7 @@ async fn a_task_past_its_kinds_deadline_is_stopped_and_retried_until_it_fails() 
     env.set_env("TASK_DEADLINE_SECS", "noop=2");
     env.set_env("TASK_MAX_ATTEMPTS", "2");
     env.start_worker(&["--role", "all", "--concurrency", "1"]);
-    let run = env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        "1",
-        "--workers",
-        "0",
-        "--sleep-ms",
-        "600000",
-        "--sleep-in-database",
-        "--mark",
-    ]);
+    let run = env.spawn_noop_run_with(1, &["--sleep-ms", "600000", "--sleep-in-database"]);
     let output = finished(run, Duration::from_secs(120)).await;
     assert!(!output.status.success(), "{}", text(&output));
     let (status, attempts, error): (String, i32, String) =
@@ -474,17 +463,7 @@ async fn a_task_past_its_kinds_deadline_is_stopped_and_retried_until_it_fails() 
     assert_eq!(sleeping, 0, "the hung statement is gone from the server");
 
     // The worker takes the next tasks.
-    let output = env
-        .orchestrator(&[
-            "bench",
-            "runtime",
-            "--tasks",
-            "2",
-            "--workers",
-            "0",
-            "--mark",
-        ])
-        .await;
-    assert_success(&output);
+    let next = env.spawn_noop_run_with(2, &[]);
+    assert_success(&finished(next, Duration::from_secs(120)).await);
     env.cleanup().await;
 }
