@@ -207,6 +207,10 @@ enum Command {
         /// Simulated work per task, in milliseconds.
         #[arg(long, default_value_t = 0)]
         sleep_ms: u64,
+        /// Spend --sleep-ms in one database statement inside the completing
+        /// transaction (a task that hangs in the database).
+        #[arg(long)]
+        sleep_in_database: bool,
         /// Record each task's effect in pipeline.noop_marks (to check exactly-once).
         #[arg(long)]
         mark: bool,
@@ -430,12 +434,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             concurrency,
             sleep_ms,
+            sleep_in_database,
             mark,
             fail_attempts,
             panic,
         } => {
             let work = runtime::NoopWork {
                 sleep_ms,
+                sleep_in_database,
                 mark,
                 fail_attempts,
                 panic,

@@ -129,6 +129,13 @@ impl Broker {
     }
 }
 
+/// The driver's pool.
+const POOL_SIZE: u32 = 8;
+
+/// Connections an orchestrator running a move opens at most: the driver's
+/// pool, the run lock's connection and the listener's.
+pub const CONNECTIONS: u32 = POOL_SIZE + 2;
+
 pub struct Driver {
     pub config: Config,
     pub pool: PgPool,
@@ -143,7 +150,7 @@ pub struct Driver {
 /// Opens the database, creates the pipeline tables, takes the run lock and
 /// records the run.
 pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driver> {
-    let pool = db::connect(config, 8, Duration::from_secs(60)).await?;
+    let pool = db::connect(config, POOL_SIZE, Duration::from_secs(60)).await?;
     db::ensure_pipeline_schema(&pool).await?;
     let lock = RunLock::acquire(&pool, config, options.wait_policy()).await?;
     let requested_by = format!(

@@ -85,6 +85,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
     let target = {
         let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
         let checked = async {
+            check_connections(&pool, config, request).await?;
             refuse_earlier_layout(&pool).await?;
             let current = current_index(&pool).await?;
             let target = resolve_target(&request.target, current)?;
@@ -138,6 +139,32 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
     .await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
     outcome
+}
+
+/// Refuses, before anything is written, a move whose connections (this
+/// process's and those of the local workers it starts) could never all be
+/// open on the server.
+async fn check_connections(
+    pool: &PgPool,
+    config: &Config,
+    request: &Request,
+) -> anyhow::Result<()> {
+    let workers = request.with_workers.unwrap_or(0);
+    let concurrency = request
+        .worker_concurrency
+        .unwrap_or(config.worker_concurrency);
+    let wanted = shared::db::worker_connections(concurrency)
+        .saturating_mul(u32::try_from(workers).unwrap_or(u32::MAX))
+        .saturating_add(driver::CONNECTIONS);
+    let who = if workers == 0 {
+        "this orchestrator".to_string()
+    } else {
+        format!(
+            "this orchestrator with its {workers} local worker(s) (--with-workers {workers}, \
+             --concurrency / WORKER_CONCURRENCY {concurrency}: 2 per slot and 2 more each)"
+        )
+    };
+    shared::db::check_connection_budget(pool, wanted, &who).await
 }
 
 /// `rerun <rev> [--cascade]`: the revision, then, with `cascade`, every

@@ -81,4 +81,68 @@ mod tests {
             Ok(Target::Revision(catalogue::REVISIONS.len() - 1))
         );
     }
+
+    /// Every table and named index the chain (or the pipeline) creates, read
+    /// from the SQL and Rust sources, is one that `shared::table_names`
+    /// keeps configured table names away from: a table added to a revision
+    /// without adding it there fails here.
+    #[test]
+    fn every_table_the_chain_creates_is_reserved_from_configured_names() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("shared/sql/pipeline.sql")];
+        let mut dirs = vec![root.join("revisions/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "sql" || e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut found = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let words: Vec<&str> = text
+                .split_whitespace()
+                .map(|w| w.trim_matches(['"', '(', ')', ';', ',']))
+                .collect();
+            for i in 1..words.len() {
+                let created = words[i - 1] == "CREATE"
+                    || (i >= 2
+                        && matches!(words[i - 1], "UNIQUE" | "UNLOGGED")
+                        && words[i - 2] == "CREATE");
+                if !created || !matches!(words[i], "TABLE" | "INDEX") {
+                    continue;
+                }
+                let mut rest = words[i + 1..].iter().copied();
+                let mut name = rest.next().unwrap_or("");
+                if name == "IF" {
+                    name = rest.nth(2).unwrap_or("");
+                }
+                let bare = if words[i] == "TABLE" {
+                    name.strip_prefix("public.")
+                        .or_else(|| name.strip_prefix("pipeline."))
+                } else {
+                    // An index lives in its table's schema: only public's matter.
+                    (rest.next() == Some("ON")
+                        && rest.next().is_some_and(|t| t.starts_with("public.")))
+                    .then_some(name)
+                };
+                // Names built at run time ({...}) come from configured or
+                // per-run names, checked elsewhere.
+                let Some(bare) = bare.filter(|b| !b.contains('{')) else {
+                    continue;
+                };
+                found += 1;
+                assert!(
+                    shared::table_names::reserved(bare).is_some(),
+                    "{} creates {name}, which shared::table_names does not reserve",
+                    file.display()
+                );
+            }
+        }
+        assert!(found > 20, "only {found} names found: the scan is broken");
+    }
 }

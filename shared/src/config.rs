@@ -271,6 +271,92 @@ impl fmt::Display for PropertyMatch {
     }
 }
 
+/// How long a task of each kind may run before it is stopped, its attempt
+/// counted (`TASK_DEADLINE_SECS`: seconds for every kind, and `kind=seconds`
+/// for one, such as `3600,index=14400`). A task's kind is its typed task's
+/// tag (`load`, `embed`, `index`, ... as `status` shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDeadlines {
+    pub default_secs: u64,
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+impl TaskDeadlines {
+    /// Every kind that is not named.
+    pub const DEFAULT_SECS: u64 = 3600;
+    /// The kinds that build indexes over whole tables (the seed's finalize,
+    /// the embeddings' ANN index, the graph's label indexes) get longer.
+    pub const KIND_DEFAULTS: [(&'static str, u64); 3] =
+        [("finalize", 7200), ("finish", 14_400), ("index", 14_400)];
+
+    /// The deadline of a task of `kind`.
+    pub fn of(&self, kind: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(*self.by_kind.get(kind).unwrap_or(&self.default_secs))
+    }
+
+    /// The longest of them: no statement of a task outlives it.
+    pub fn longest(&self) -> std::time::Duration {
+        let secs = self
+            .by_kind
+            .values()
+            .copied()
+            .chain([self.default_secs])
+            .max();
+        std::time::Duration::from_secs(secs.unwrap_or(self.default_secs))
+    }
+}
+
+impl Default for TaskDeadlines {
+    fn default() -> Self {
+        TaskDeadlines {
+            default_secs: Self::DEFAULT_SECS,
+            by_kind: Self::KIND_DEFAULTS
+                .iter()
+                .map(|(kind, secs)| (kind.to_string(), *secs))
+                .collect(),
+        }
+    }
+}
+
+impl FromStr for TaskDeadlines {
+    type Err = String;
+    /// Items over the defaults: `3600` (every kind), `index=14400` (one kind).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut deadlines = TaskDeadlines::default();
+        let expected = "expected seconds for every kind and kind=seconds for one, separated by commas (3600,index=14400)";
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (kind, secs) = match item.split_once('=') {
+                Some((kind, secs)) => (Some(kind.trim()), secs.trim()),
+                None => (None, item),
+            };
+            let secs: u64 = secs.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("{item:?}: seconds must be a whole number above zero; {expected}")
+            })?;
+            match kind {
+                Some(kind)
+                    if !kind.is_empty()
+                        && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') =>
+                {
+                    deadlines.by_kind.insert(kind.to_string(), secs);
+                }
+                Some(kind) => return Err(format!("{kind:?} is not a task kind; {expected}")),
+                None => deadlines.default_secs = secs,
+            }
+        }
+        Ok(deadlines)
+    }
+}
+
+impl fmt::Display for TaskDeadlines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.default_secs)?;
+        for (kind, secs) in &self.by_kind {
+            write!(f, ",{kind}={secs}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Settings of the graph revision (f41ba96cab17).
 #[derive(Debug, Clone)]
 pub struct GraphConfig {
@@ -456,6 +542,9 @@ pub struct Config {
     /// queues behind the shop's open transaction, blocking the shop's own
     /// queries behind it in turn.
     pub task_lock_timeout_secs: u64,
+    /// How long a task of each kind may run; the worker stops it then, and
+    /// no statement a worker runs outlives the longest (`statement_timeout`).
+    pub task_deadlines: TaskDeadlines,
     /// A task waiting this long with no message for it anywhere in sight is
     /// published again.
     pub task_reconcile_secs: u64,
@@ -782,6 +871,12 @@ impl Config {
                 reason: "expected letters, digits, '_', '-' or '.'".into(),
             });
         }
+        let memory_table = src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?;
+        crate::table_names::check(&crate::table_names::configured(
+            &memory_table,
+            &embedding.products_table,
+            &embedding.reviews_table,
+        ))?;
         Ok(Config {
             database_url: src.database_url()?,
             amqp_url,
@@ -790,10 +885,11 @@ impl Config {
             task_max_attempts: src.positive("TASK_MAX_ATTEMPTS", 3i32)?,
             task_lease_secs: src.positive("TASK_LEASE_SECS", 60u64)?,
             task_lock_timeout_secs: src.positive("TASK_LOCK_TIMEOUT_SECS", 5u64)?,
+            task_deadlines: src.parse("TASK_DEADLINE_SECS", TaskDeadlines::default())?,
             task_reconcile_secs: src.positive("TASK_RECONCILE_SECS", 90u64)?,
             worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
             seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
-            memory_table: src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?,
+            memory_table,
             memory_dims: src.positive("MEM0_EMBEDDING_MODEL_DIMS", 384u32)?,
             embedding,
             openai,
@@ -822,6 +918,7 @@ impl Config {
                 "TASK_LOCK_TIMEOUT_SECS",
                 self.task_lock_timeout_secs.to_string(),
             ),
+            ("TASK_DEADLINE_SECS", self.task_deadlines.to_string()),
             ("TASK_RECONCILE_SECS", self.task_reconcile_secs.to_string()),
             ("WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             ("SEED_TASK_ROWS", self.seed_task_rows.to_string()),
@@ -1024,6 +1121,32 @@ mod tests {
             "EMBEDDING_HTTP_MAX_WAIT_SECS",
         ] {
             assert_eq!(shown.iter().filter(|n| **n == name).count(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn task_deadlines_have_per_kind_defaults_that_one_setting_overrides() {
+        let defaults = Config::from_source(&Source::from_pairs(Vec::<(String, String)>::new()))
+            .unwrap()
+            .task_deadlines;
+        assert_eq!(defaults.of("load").as_secs(), TaskDeadlines::DEFAULT_SECS);
+        assert_eq!(defaults.of("index").as_secs(), 14_400);
+        let src = Source::from_pairs([("TASK_DEADLINE_SECS", "600, noop=2,index=7200")]);
+        let set = Config::from_source(&src).unwrap().task_deadlines;
+        assert_eq!(
+            (
+                set.of("load").as_secs(),
+                set.of("noop").as_secs(),
+                set.of("index").as_secs()
+            ),
+            (600, 2, 7200)
+        );
+        assert_eq!(set.longest().as_secs(), 14_400, "finish keeps its default");
+        assert_eq!(set.to_string().parse::<TaskDeadlines>().unwrap(), set);
+        for bad in ["soon", "noop=0", "Noop=5", "=5"] {
+            let src = Source::from_pairs([("TASK_DEADLINE_SECS", bad)]);
+            let err = Config::from_source(&src).unwrap_err().to_string();
+            assert!(err.contains("TASK_DEADLINE_SECS"), "{bad}: {err}");
         }
     }
 

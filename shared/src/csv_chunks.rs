@@ -30,6 +30,12 @@ pub struct Chunk {
     pub first_line: u64,
     /// Records in the range.
     pub records: u64,
+    /// The content hash of the range's bytes ([`digest`]), taken when the
+    /// file was scanned: a worker that reads other bytes there is not
+    /// loading what was planned, whatever the file's size and times say.
+    /// `None` in tasks planned before ranges carried one.
+    #[serde(default)]
+    pub digest: Option<u64>,
 }
 
 /// The header of a file and where its data starts.
@@ -51,6 +57,8 @@ pub struct Scan {
     /// Data records in the file.
     pub records: u64,
     pub bytes: u64,
+    /// The content hash of the header's bytes (`[0, data_start)`).
+    pub header_digest: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +229,7 @@ pub fn scan(path: &Path, records_per_chunk: u64) -> anyhow::Result<Scan> {
         end: header.data_start,
         first_line: header.data_line,
         records: 0,
+        digest: None,
     };
     let mut records: u64 = 0;
     let mut position = header.data_start;
@@ -244,6 +253,7 @@ pub fn scan(path: &Path, records_per_chunk: u64) -> anyhow::Result<Scan> {
                     end: current.end,
                     first_line: line,
                     records: 0,
+                    digest: None,
                 };
             }
             true
@@ -267,12 +277,40 @@ pub fn scan(path: &Path, records_per_chunk: u64) -> anyhow::Result<Scan> {
     if current.records > 0 {
         chunks.push(current);
     }
+    // A second, sequential read (from the page cache, at memory speed):
+    // each range's digest covers exactly its bytes.
+    for chunk in &mut chunks {
+        chunk.digest = Some(digest(path, chunk.start, chunk.end)?);
+    }
+    let header_digest = digest(path, 0, header.data_start)?;
     Ok(Scan {
         header,
         chunks,
         records,
         bytes,
+        header_digest,
     })
+}
+
+/// The content hash (xxh3, 64 bits) of the bytes `[start, end)` of a file:
+/// the identity of a range of a data file, which an edit that keeps the
+/// file's size (and even its modification time) still changes.
+pub fn digest(path: &Path, start: u64, end: u64) -> anyhow::Result<u64> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut range = file.take(end.saturating_sub(start));
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; SCAN_BUFFER];
+    loop {
+        let n = range
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.digest())
 }
 
 /// Opens a file positioned at `chunk.start`, reading no further than
@@ -348,6 +386,30 @@ mod tests {
         assert_eq!(ids, (1..=10).collect::<Vec<_>>());
         // Every record takes two physical lines after the header.
         assert_eq!(scan.chunks[1].first_line, 2 + 3 * 2);
+    }
+
+    #[test]
+    fn an_edit_that_keeps_the_size_changes_the_digest_of_its_range_only() {
+        let before = b"id,name\n1,alpha\n2,bravo\n3,charlie\n4,delta\n";
+        let after = b"id,name\n1,alpha\n2,bravo\n3,charlie\n4,DELTA\n";
+        assert_eq!(before.len(), after.len());
+        let file = write(before);
+        let planned = scan(&file.0, 2).unwrap();
+        std::fs::write(&file.0, after).unwrap();
+        let edited = scan(&file.0, 2).unwrap();
+        assert_eq!(planned.bytes, edited.bytes);
+        assert_eq!(planned.header_digest, edited.header_digest);
+        assert_eq!(planned.chunks[0].digest, edited.chunks[0].digest);
+        assert_ne!(planned.chunks[1].digest, edited.chunks[1].digest);
+        let [first, second] = [&planned.chunks[0], &planned.chunks[1]];
+        assert_eq!(
+            Some(digest(&file.0, first.start, first.end).unwrap()),
+            first.digest
+        );
+        assert_ne!(
+            Some(digest(&file.0, second.start, second.end).unwrap()),
+            second.digest
+        );
     }
 
     #[test]

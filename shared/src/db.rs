@@ -6,7 +6,7 @@ use crate::backoff::{Backoff, Verdict};
 use crate::config::Config;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -82,6 +82,118 @@ pub async fn connect_with_settings(
     })
 }
 
+/// Connections a worker process opens at most with `concurrency` slots:
+/// each task's claim connection, one more per slot for what its executor and
+/// lease renewal take from the pool, and two for the process itself.
+pub fn worker_connections(concurrency: usize) -> u32 {
+    u32::try_from(concurrency)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(2)
+        .saturating_add(2)
+}
+
+/// What the server allows, as `check_connection_budget` read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// `max_connections`.
+    pub max: i64,
+    /// `superuser_reserved_connections` plus `reserved_connections` (16+).
+    pub reserved: i64,
+    /// Client connections open now, this process's own excluded.
+    pub in_use_by_others: i64,
+}
+
+impl ConnectionBudget {
+    /// Connections ordinary roles may open at all.
+    pub fn ceiling(&self) -> i64 {
+        self.max - self.reserved
+    }
+
+    /// Connections free beside the ones open now.
+    pub fn free(&self) -> i64 {
+        self.ceiling() - self.in_use_by_others
+    }
+
+    /// Refuses `wanted` connections that could never all be open (more than
+    /// the server allows anyone but a superuser); `Ok(Some(warning))` when
+    /// they exceed what is free beside the connections open now (those may
+    /// close, so this is only said). `who` is what wants them and why.
+    pub fn admit(&self, wanted: u32, who: &str) -> anyhow::Result<Option<String>> {
+        let wanted = i64::from(wanted);
+        if wanted > self.ceiling() {
+            anyhow::bail!(
+                "{who} opens up to {wanted} database connections, but the server allows {} \
+                 (max_connections {} less {} reserved: superuser_reserved_connections and reserved_connections); \
+                 lower the setting, or raise max_connections on the server",
+                self.ceiling(),
+                self.max,
+                self.reserved
+            );
+        }
+        Ok((wanted > self.free()).then(|| {
+            format!(
+                "{who} opens up to {wanted} database connections, and only {} of the server's {} are free now \
+                 ({} in use by other clients); tasks may wait for a connection",
+                self.free().max(0),
+                self.ceiling(),
+                self.in_use_by_others
+            )
+        }))
+    }
+}
+
+/// Reads the server's connection limits through `pool` (whose own open
+/// connections are not counted as in use by others).
+pub async fn connection_budget(pool: &PgPool) -> anyhow::Result<ConnectionBudget> {
+    let (max, reserved, in_use): (i64, i64, i64) = sqlx::query_as(
+        "SELECT current_setting('max_connections')::bigint,
+                current_setting('superuser_reserved_connections')::bigint
+                  + coalesce(current_setting('reserved_connections', true)::bigint, 0),
+                (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading max_connections and the connections in use")?;
+    Ok(ConnectionBudget {
+        max,
+        reserved,
+        in_use_by_others: (in_use - i64::from(pool.size())).max(0),
+    })
+}
+
+/// Checks at start that `wanted` connections fit the server
+/// ([`ConnectionBudget::admit`]): an error when they never can, a logged
+/// warning when they do not fit beside the ones open now.
+pub async fn check_connection_budget(pool: &PgPool, wanted: u32, who: &str) -> anyhow::Result<()> {
+    if let Some(warning) = connection_budget(pool).await?.admit(wanted, who)? {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// Gives every statement on `conn` from now on at most `limit`
+/// (`statement_timeout`), and returns the connection's backend pid, by
+/// which [`terminate_backend`] can stop it from another connection.
+pub async fn limit_statements(conn: &mut PgConnection, limit: Duration) -> anyhow::Result<i32> {
+    let (pid, _): (i32, String) =
+        sqlx::query_as("SELECT pg_backend_pid(), set_config('statement_timeout', $1, false)")
+            .bind(format!("{}ms", limit.as_millis()))
+            .fetch_one(conn)
+            .await?;
+    Ok(pid)
+}
+
+/// Ends another connection's backend (its statement, its transaction, its
+/// advisory locks), waiting up to 5 s for it to be gone.
+pub async fn terminate_backend(pool: &PgPool, pid: i32) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .execute(pool)
+        .await
+        .with_context(|| format!("terminating database backend {pid}"))?;
+    Ok(())
+}
+
 /// Errors that a retry may cure: the server is down, restarting, or the
 /// connection broke.
 pub fn is_transient(e: &sqlx::Error) -> bool {
@@ -153,4 +265,45 @@ where
             .fetch_optional(executor)
             .await?;
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_larger_than_the_server_allows_is_refused_and_one_larger_than_what_is_free_is_warned_of(
+    ) {
+        let budget = ConnectionBudget {
+            max: 100,
+            reserved: 3,
+            in_use_by_others: 90,
+        };
+        let err = budget
+            .admit(98, "worker (--concurrency / WORKER_CONCURRENCY 48)")
+            .unwrap_err()
+            .to_string();
+        for shown in [
+            "WORKER_CONCURRENCY 48",
+            "98",
+            "allows 97",
+            "max_connections 100",
+            "3 reserved",
+        ] {
+            assert!(err.contains(shown), "{shown} missing: {err}");
+        }
+        assert!(budget.admit(97, "w").unwrap().is_some());
+        let warning = budget.admit(10, "w").unwrap().unwrap();
+        assert!(
+            warning.contains("only 7 of the server's 97 are free"),
+            "{warning}"
+        );
+        assert_eq!(budget.admit(7, "w").unwrap(), None);
+    }
+
+    #[test]
+    fn a_worker_opens_two_connections_per_slot_and_two_more() {
+        assert_eq!(worker_connections(4), 10);
+        assert_eq!(worker_connections(usize::MAX), u32::MAX);
+    }
 }

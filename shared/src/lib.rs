@@ -15,6 +15,7 @@ pub mod logging;
 pub mod plan;
 pub mod queue;
 pub mod store;
+pub mod table_names;
 pub mod task;
 
 pub use catalogue::Role;

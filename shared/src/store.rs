@@ -1108,12 +1108,14 @@ pub async fn defer_task(
     notify_task_change(conn, revision_run_id).await
 }
 
-/// Records a failed attempt: `Retrying` (another attempt follows) or
-/// `Failed` (the last one), with the error, and tells the driver.
+/// Records a failed attempt of `worker`'s claim: `Retrying` (another
+/// attempt follows) or `Failed` (the last one), with the error, and tells
+/// the driver. Nothing changes when another worker has claimed it since.
 pub async fn record_failure(
     conn: &mut PgConnection,
     task_id: i64,
     revision_run_id: i64,
+    worker: &str,
     status: TaskStatus,
     error: &str,
 ) -> anyhow::Result<()> {
@@ -1122,13 +1124,14 @@ pub async fn record_failure(
             SET status = $2, last_error = $3,
                 finished_at = CASE WHEN $4 THEN clock_timestamp() ELSE finished_at END,
                 queued_at = CASE WHEN $4 THEN queued_at ELSE clock_timestamp() END
-          WHERE id = $1 AND status = $5",
+          WHERE id = $1 AND status = $5 AND worker = $6",
     )
     .bind(task_id)
     .bind(status.as_str())
     .bind(error)
     .bind(status == TaskStatus::Failed)
     .bind(TaskStatus::Running.as_str())
+    .bind(worker)
     .execute(&mut *conn)
     .await?;
     notify_task_change(conn, revision_run_id).await

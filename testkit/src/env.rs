@@ -156,34 +156,51 @@ impl TestEnv {
     }
 
     pub async fn orchestrator_within(&self, args: &[&str], limit: Duration) -> Output {
+        self.run_within("orchestrator", args, limit).await
+    }
+
+    /// Runs `worker <args>` to the end (at most `limit`): a worker expected
+    /// to stop by itself (refusing its settings, `--help`).
+    pub async fn worker_within(&self, args: &[&str], limit: Duration) -> Output {
+        self.run_within("worker", args, limit).await
+    }
+
+    async fn run_within(&self, binary: &str, args: &[&str], limit: Duration) -> Output {
         let child = self
-            .command("orchestrator")
+            .command(binary)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start orchestrator");
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         tokio::time::timeout(limit, child.wait_with_output())
             .await
-            .unwrap_or_else(|_| panic!("orchestrator {args:?} did not finish within {limit:?}"))
-            .expect("orchestrator output")
+            .unwrap_or_else(|_| panic!("{binary} {args:?} did not finish within {limit:?}"))
+            .unwrap_or_else(|e| panic!("{binary} output: {e}"))
     }
 
     /// Starts `bench runtime` on this database: `tasks` no-op tasks of
     /// `sleep_ms` each, for workers the test starts itself, each marking its
     /// effect in `pipeline.noop_marks` (see [`TestEnv::noop_marks`]).
     pub fn spawn_noop_run(&self, tasks: usize, sleep_ms: u64) -> Child {
-        self.spawn_orchestrator(&[
+        self.spawn_noop_run_with(tasks, &["--sleep-ms", &sleep_ms.to_string()])
+    }
+
+    /// [`TestEnv::spawn_noop_run`] with other options of `bench runtime`
+    /// (`--fail-attempts 1`, `--sleep-in-database`, ...).
+    pub fn spawn_noop_run_with(&self, tasks: usize, options: &[&str]) -> Child {
+        let tasks = tasks.to_string();
+        let mut args = vec![
             "bench",
             "runtime",
             "--tasks",
-            &tasks.to_string(),
+            &tasks,
             "--workers",
             "0",
-            "--sleep-ms",
-            &sleep_ms.to_string(),
             "--mark",
-        ])
+        ];
+        args.extend_from_slice(options);
+        self.spawn_orchestrator(&args)
     }
 
     /// `(marks, distinct tasks marked)` of the no-op run: equal when no
@@ -207,11 +224,22 @@ impl TestEnv {
 
     /// Starts a `worker` process (killed when the test ends) and returns its pid.
     pub fn start_worker(&mut self, args: &[&str]) -> u32 {
+        self.spawn_worker(args, Stdio::inherit())
+    }
+
+    /// [`TestEnv::start_worker`], its log (stderr) written to `log`.
+    pub fn start_worker_logging_to(&mut self, args: &[&str], log: &std::path::Path) -> u32 {
+        let file =
+            std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        self.spawn_worker(args, Stdio::from(file))
+    }
+
+    fn spawn_worker(&mut self, args: &[&str], stderr: Stdio) -> u32 {
         let child = self
             .command("worker")
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start worker");
         let pid = child.id().expect("worker pid");

@@ -411,9 +411,13 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
         panic!("this test closes connections with rabbitmqctl and needs the local broker");
     }
     let mut env = TestEnv::new("broker_drop").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "5");
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = env.spawn_noop_run(40, 300);
-    env.wait_for_tasks("done", 4, Duration::from_secs(60)).await;
+    // Every task fails its first attempt on purpose, so that retries sit
+    // in the delay queues and are published while the connection goes.
+    let run = env.spawn_noop_run_with(40, &["--sleep-ms", "300", "--fail-attempts", "1"]);
+    env.wait_for_tasks("retrying", 4, Duration::from_secs(60))
+        .await;
     let worker_tag = format!("worker {}", env.queue_prefix);
     let victims: Vec<String> = broker_connections()
         .into_iter()
@@ -436,7 +440,13 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
         .unwrap()
         .unwrap();
     assert_success(&out);
-    assert_eq!(env.noop_marks().await, (40, 40));
+    assert_eq!(env.noop_marks().await, (40, 40), "each effect exactly once");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.tasks WHERE status = 'done' AND attempts >= 2")
+            .await,
+        40,
+        "every task failed once and its retry came through"
+    );
     assert!(
         broker_connections()
             .iter()
@@ -569,11 +579,42 @@ async fn config_prints_every_setting_with_secrets_redacted() {
     env.cleanup().await;
 }
 
-#[test]
-fn retry_delays_grow() {
-    assert!(Topology::retry_delay(1) < Topology::retry_delay(2));
-    assert!(Topology::retry_delay(2) < Topology::retry_delay(3));
-    assert_eq!(Topology::retry_delay(50), Topology::retry_delay(4));
+/// The delay a worker's log gives for each failed attempt it retried:
+/// `(attempt, delay)` from "attempt N/M failed: ...; retrying in 5s".
+fn retry_delays_logged(log: &str) -> Vec<(u32, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let (_, after) = line.split_once(" attempt ")?;
+            let attempt = after.split('/').next()?.parse().ok()?;
+            let (_, delay) = after.rsplit_once("; retrying in ")?;
+            Some((attempt, delay.trim().to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_grow() {
+    let mut env = TestEnv::new("retry_delays_grow").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "4");
+    let log = std::env::temp_dir().join(format!("{}.worker.log", env.db_name));
+    env.start_worker_logging_to(&["--role", "all"], &log);
+    let run = env.spawn_noop_run_with(1, &["--fail-attempts", "3"]);
+    assert_success(&run.wait_with_output().await.unwrap());
+    env.kill_workers().await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let delays = retry_delays_logged(&logged);
+    // What the worker did: each retry waited longer than the one before,
+    // and the fourth attempt succeeded.
+    let attempts: Vec<u32> = delays.iter().map(|(attempt, _)| *attempt).collect();
+    assert_eq!(attempts, [1, 2, 3], "{logged}");
+    let secs: Vec<f64> = delays
+        .iter()
+        .map(|(_, delay)| delay.trim_end_matches('s').parse().unwrap())
+        .collect();
+    assert!(secs.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+    assert_eq!(env.noop_marks().await, (1, 1));
+    std::fs::remove_file(&log).ok();
+    env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,20 +20,14 @@ async fn orchestrator_and_workers_carry_on_across_a_broker_restart() {
         "this test restarts the broker with rabbitmqctl and needs the local one"
     );
     let mut env = TestEnv::new("broker_restart").await;
+    env.set_env("TASK_MAX_ATTEMPTS", "5");
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
     env.start_worker(&["--role", "all", "--concurrency", "4"]);
-    let run = env.spawn_orchestrator(&[
-        "bench",
-        "runtime",
-        "--tasks",
-        "60",
-        "--workers",
-        "0",
-        "--sleep-ms",
-        "300",
-        "--mark",
-    ]);
-    env.wait_for_tasks("done", 8, Duration::from_secs(60)).await;
+    // Every task fails its first attempt on purpose, so that retries sit
+    // in the delay queues, and are published, across the restart.
+    let run = env.spawn_noop_run_with(60, &["--sleep-ms", "300", "--fail-attempts", "1"]);
+    env.wait_for_tasks("retrying", 8, Duration::from_secs(60))
+        .await;
 
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -49,6 +43,17 @@ async fn orchestrator_and_workers_carry_on_across_a_broker_restart() {
             .fetch_one(&env.pool)
             .await
             .unwrap();
-    assert_eq!((marks, distinct), (60, 60), "{}", text(&out));
+    assert_eq!(
+        (marks, distinct),
+        (60, 60),
+        "each effect exactly once: {}",
+        text(&out)
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pipeline.tasks WHERE status = 'done' AND attempts >= 2")
+            .await,
+        60,
+        "every task failed once and its retry came through"
+    );
     env.cleanup().await;
 }

@@ -429,3 +429,41 @@ async fn a_worker_exits_at_the_end_of_its_drain_time_even_with_a_task_in_hand() 
     );
     env.cleanup().await;
 }
+
+/// A task that hangs in a database statement: past its kind's deadline it
+/// is stopped (its statement gone from the server), each attempt counts,
+/// and at the last it fails with the deadline in its error; the worker
+/// goes on with the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_past_its_kinds_deadline_is_stopped_and_retried_until_it_fails() {
+    let mut env = TestEnv::new("deadline").await;
+    env.set_env("TASK_DEADLINE_SECS", "noop=2");
+    env.set_env("TASK_MAX_ATTEMPTS", "2");
+    env.start_worker(&["--role", "all", "--concurrency", "1"]);
+    let run = env.spawn_noop_run_with(1, &["--sleep-ms", "600000", "--sleep-in-database"]);
+    let output = finished(run, Duration::from_secs(120)).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let (status, attempts, error): (String, i32, String) =
+        sqlx::query_as("SELECT status, attempts, last_error FROM pipeline.tasks")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("failed", 2), "{error}");
+    assert!(
+        error.contains("the deadline of 2 s passed (noop tasks; TASK_DEADLINE_SECS)"),
+        "{error}"
+    );
+    assert_eq!(env.noop_marks().await, (0, 0), "nothing of it committed");
+    let sleeping = env
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep%'",
+            env.db_name
+        ))
+        .await;
+    assert_eq!(sleeping, 0, "the hung statement is gone from the server");
+
+    // The worker takes the next tasks.
+    let next = env.spawn_noop_run_with(2, &[]);
+    assert_success(&finished(next, Duration::from_secs(120)).await);
+    env.cleanup().await;
+}

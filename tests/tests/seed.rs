@@ -993,3 +993,69 @@ async fn a_pruning_rerun_deletes_only_the_seeds_rows_gone_from_the_files() {
     std::fs::remove_dir_all(&dir).ok();
     env.cleanup().await;
 }
+
+/// A data file edited between planning and loading, keeping its size and
+/// its modification time (`touch -r`): the load task sees other content
+/// than was planned, fails with what changed, and nothing is loaded; the
+/// command run again loads the file as it is now.
+#[tokio::test]
+async fn a_file_edited_after_planning_keeping_its_size_and_mtime_fails_clearly_and_loads_nothing() {
+    let mut env = TestEnv::new("seed_same_size_edit").await;
+    env.start_worker(&["--role", "all"]);
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    env.kill_workers().await;
+    let dir = copy_sample("same-size-edit");
+    let file = dir.join("product_reviews.csv");
+    // `touch -r`: the first file gets the second's times.
+    let touch_like = |target: &Path, source: &Path| {
+        let touched = std::process::Command::new("touch")
+            .arg("-r")
+            .arg(source)
+            .arg(target)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    };
+    let reference = dir.join("mtime-reference");
+    touch_like(&reference, &file);
+    let planned = std::fs::metadata(&file).unwrap();
+
+    let run = env.spawn_orchestrator(&["upgrade", SEED, "--data-dir", dir.to_str().unwrap()]);
+    // Planned: its tasks (ranges and hashes) are stored, the first queued.
+    env.wait_for_tasks("queued", 1, Duration::from_secs(60))
+        .await;
+    edit(&dir, "product_reviews.csv", |c| {
+        replace_first(c, b"\"Really happy", b"\"REALLY HAPPY")
+    });
+    touch_like(&file, &reference);
+    let edited = std::fs::metadata(&file).unwrap();
+    assert_eq!(edited.len(), planned.len());
+    assert_eq!(edited.modified().unwrap(), planned.modified().unwrap());
+    std::fs::remove_file(&reference).unwrap();
+
+    env.start_worker(&["--role", "seed"]);
+    let output = tokio::time::timeout(Duration::from_secs(300), run.wait_with_output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("product_reviews.csv changed since the seed was planned"),
+        "{shown}"
+    );
+    for (table, _) in SAMPLE_COUNTS {
+        assert_eq!(count(&env, table).await, 0, "{table} must be left empty");
+    }
+    assert_eq!(env.current_revision().await.as_deref(), Some(SCHEMA));
+
+    assert_success(&upgrade_seed(&env, &dir).await);
+    let review: String =
+        sqlx::query_scalar("SELECT review FROM public.product_reviews WHERE id = 2")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(review.starts_with("REALLY HAPPY"), "{review}");
+    std::fs::remove_dir_all(&dir).ok();
+    env.cleanup().await;
+}

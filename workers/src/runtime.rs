@@ -25,6 +25,15 @@
 //! line saying why. [`settle`] and [`Outcome::delivery`] are that policy, as
 //! pure functions.
 //!
+//! Deadlines: a task of each kind may run for its `TASK_DEADLINE_SECS`.
+//! Past it, the runtime terminates the database backend of the task's claim
+//! (so the statement it is stuck in, its transaction and its lock go) and
+//! settles the attempt like any failure: retried, or failed at the last
+//! attempt, with "the deadline of N s passed". Next to `lock_timeout`, the
+//! server bounds every statement too (`statement_timeout`): on a task's
+//! claim connection at its kind's deadline, on the pool's others at the
+//! longest, each plus a margin, so that the runtime acts first.
+//!
 //! Executors come from the registry of the `revisions` crate, one per
 //! revision, built once when the process starts; each owns its clients.
 //!
@@ -152,11 +161,31 @@ struct Shared {
 /// Runs until a shutdown signal, then drains and returns.
 pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
     let lock_timeout = format!("{}s", config.task_lock_timeout_secs);
+    // No statement outlives the longest deadline, whichever connection of
+    // the pool an executor runs it on; a task's own claim connection gets
+    // its kind's deadline (`run_claimed`).
+    let statement_timeout = format!(
+        "{}ms",
+        (config.task_deadlines.longest() + STATEMENT_TIMEOUT_MARGIN).as_millis()
+    );
+    let connections = db::worker_connections(options.concurrency);
     let pool = db::connect_with_settings(
         &config,
-        (options.concurrency as u32) * 2 + 2,
+        connections,
         Duration::from_secs(120),
-        &[("lock_timeout", lock_timeout)],
+        &[
+            ("lock_timeout", lock_timeout),
+            ("statement_timeout", statement_timeout),
+        ],
+    )
+    .await?;
+    db::check_connection_budget(
+        &pool,
+        connections,
+        &format!(
+            "this worker (--concurrency / WORKER_CONCURRENCY {}: 2 per slot and 2 more)",
+            options.concurrency
+        ),
     )
     .await?;
     let executors = revisions::registry::CHAIN
@@ -529,6 +558,8 @@ async fn run_claimed(
         .executors
         .get(task.revision.as_str())
         .expect("checked before the claim");
+    let deadline = shared.config.task_deadlines.of(&task.kind);
+    let backend = db::limit_statements(conn, deadline + STATEMENT_TIMEOUT_MARGIN).await?;
     let started = std::time::Instant::now();
     let execute = executor
         .execute(TaskContext {
@@ -553,8 +584,26 @@ async fn run_claimed(
             })
         });
     let result = tokio::select! {
-        result = execute => result,
+        result = execute => Some(result),
         never = renew_lease(shared, task.id) => match never {},
+        _ = tokio::time::sleep(deadline) => None,
+    };
+    // Past its deadline, the task is stopped where it is: its backend is
+    // terminated (the statement it waits on, its transaction and its lock
+    // go), and the attempt is settled like a failure through the pool.
+    let mut fresh;
+    let (conn, result) = match result {
+        Some(result) => (conn, result),
+        None => {
+            db::terminate_backend(&shared.pool, backend).await?;
+            fresh = shared.pool.acquire().await?;
+            let stopped = anyhow::anyhow!(
+                "the deadline of {} s passed ({} tasks; TASK_DEADLINE_SECS); stopped",
+                deadline.as_secs(),
+                task.kind
+            );
+            (&mut *fresh, Err(stopped))
+        }
     };
     let e = match result {
         Ok(done) => {
@@ -602,6 +651,7 @@ async fn run_claimed(
                 conn,
                 task.id,
                 task.revision_run_id,
+                &shared.worker_name,
                 TaskStatus::Retrying,
                 &error,
             )
@@ -620,6 +670,7 @@ async fn run_claimed(
                 conn,
                 task.id,
                 task.revision_run_id,
+                &shared.worker_name,
                 TaskStatus::Failed,
                 &error,
             )
@@ -628,6 +679,12 @@ async fn run_claimed(
         }
     }
 }
+
+/// How much longer than a deadline the server lets a statement run: the
+/// runtime stops the task first (with the deadline in its error), and the
+/// server's `statement_timeout` ends the statement should the worker itself
+/// be stuck or gone.
+const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// How soon a copy of a task another worker holds is looked at again.
 const CLAIMED_ELSEWHERE_RECHECK: Duration = shared::queue::RETRY_DELAYS[1];

@@ -3,11 +3,16 @@
 //! that stop a run before it writes vectors a table cannot hold.
 //!
 //! Table names come from the configuration, which only accepts lower-case
-//! identifiers, so they are safe to put into DDL; data never is.
+//! identifiers, so they are safe to put into DDL; data never is. The names
+//! derived from them (prefix, index suffixes) are `shared::table_names`'s,
+//! which checks at start that they fit in 63 bytes and meet nothing else.
 
 use super::tasks::Source;
 use shared::exec::{Completed, Permanent, TaskContext};
 use anyhow::Context as _;
+use shared::table_names::{
+    EMBEDDING_INDEX_SUFFIX, EMBEDDING_TABLE_PREFIX, NODE_ID_KEY_SUFFIX, REF_DOC_INDEX_SUFFIX,
+};
 use shared::Config;
 use sqlx::{Connection, PgConnection};
 
@@ -22,14 +27,14 @@ pub struct EmbeddingTable {
 impl EmbeddingTable {
     pub fn products(config: &Config) -> EmbeddingTable {
         EmbeddingTable {
-            table: format!("data_{}", config.embedding.products_table),
+            table: format!("{EMBEDDING_TABLE_PREFIX}{}", config.embedding.products_table),
             source: Source::Products,
         }
     }
 
     pub fn reviews(config: &Config) -> EmbeddingTable {
         EmbeddingTable {
-            table: format!("data_{}", config.embedding.reviews_table),
+            table: format!("{EMBEDDING_TABLE_PREFIX}{}", config.embedding.reviews_table),
             source: Source::Reviews,
         }
     }
@@ -59,7 +64,7 @@ impl EmbeddingTable {
 
     /// `data_<name>_embedding_idx`, as the shop expects.
     pub fn index_name(&self) -> String {
-        format!("{}_embedding_idx", self.table)
+        format!("{}{EMBEDDING_INDEX_SUFFIX}", self.table)
     }
 
     /// The `metadata_` key holding the source row's id.
@@ -93,9 +98,11 @@ impl EmbeddingTable {
                  )"
             ),
             // The key a re-run updates by: node_id is derived from the source row.
-            format!("CREATE UNIQUE INDEX IF NOT EXISTS {t}_node_id_key ON {q} (node_id)"),
+            format!("CREATE UNIQUE INDEX IF NOT EXISTS {t}{NODE_ID_KEY_SUFFIX} ON {q} (node_id)"),
             // The index LlamaIndex creates for deleting by document.
-            format!("CREATE INDEX IF NOT EXISTS {t}_idx_1 ON {q} ((metadata_ ->> 'ref_doc_id'))"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {t}{REF_DOC_INDEX_SUFFIX} ON {q} ((metadata_ ->> 'ref_doc_id'))"
+            ),
         ];
         for statement in statements {
             sqlx::query(&statement)

@@ -1,6 +1,7 @@
 //! Diagnostic no-op tasks: `orchestrator bench runtime` pushes them through
 //! the whole path to measure the pipeline's own overhead. A task may ask for
-//! simulated work (`sleep_ms`, before the completing transaction) and a
+//! simulated work (`sleep_ms`, before the completing transaction, or in a
+//! statement inside it with `sleep_in_database`) and a
 //! visible effect (`mark`: a row in `pipeline.noop_marks`, written in that
 //! transaction), which is how tests see that an effect happened exactly once,
 //! and failures (`fail_attempts`, `panic`), which is how they see retries
@@ -35,6 +36,11 @@ pub struct NoopWork {
     /// Simulated work per task.
     #[serde(default)]
     pub sleep_ms: u64,
+    /// Spend `sleep_ms` in one database statement (`pg_sleep`) inside the
+    /// completing transaction instead of in the worker: a task that hangs in
+    /// the database (exercises deadlines and `statement_timeout`).
+    #[serde(default)]
+    pub sleep_in_database: bool,
     /// Write a row per task into `pipeline.noop_marks`.
     #[serde(default)]
     pub mark: bool,
@@ -71,10 +77,16 @@ impl Executor for NoopExecutor {
                 work.fail_attempts
             );
         }
-        if work.sleep_ms > 0 {
+        if work.sleep_ms > 0 && !work.sleep_in_database {
             tokio::time::sleep(Duration::from_millis(work.sleep_ms)).await;
         }
         let mut tx = ctx.conn.begin().await?;
+        if work.sleep_ms > 0 && work.sleep_in_database {
+            sqlx::query("SELECT pg_sleep($1)")
+                .bind(work.sleep_ms as f64 / 1000.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         if work.mark {
             sqlx::query("INSERT INTO pipeline.noop_marks (task_id, worker) VALUES ($1, $2)")
                 .bind(ctx.task.id)

@@ -37,6 +37,7 @@ pub async fn execute(ctx: TaskContext<'_>, payload: LoadPayload) -> anyhow::Resu
         ))
         .into());
     }
+    verify_identity(&path, &payload, header.data_start).await?;
     let mapping = Mapping::new(
         table,
         &seed::display_name(&path),
@@ -117,6 +118,40 @@ pub async fn execute(ctx: TaskContext<'_>, payload: LoadPayload) -> anyhow::Resu
         .await?;
     }
     ctx.task.complete(tx, rows as i64).await
+}
+
+/// Fails the task, before anything is loaded, when the bytes of the file's
+/// header or of the task's range are not those the planner hashed: the
+/// file was edited since (even keeping its size and modification time).
+async fn verify_identity(path: &Path, payload: &LoadPayload, data_start: u64) -> anyhow::Result<()> {
+    let (owned, chunk) = (path.to_path_buf(), payload.chunk);
+    let (header, range) = tokio::task::spawn_blocking(move || {
+        anyhow::Ok((
+            csv_chunks::digest(&owned, 0, data_start)?,
+            csv_chunks::digest(&owned, chunk.start, chunk.end)?,
+        ))
+    })
+    .await
+    .context("the file hasher panicked")??;
+    let changed = if payload.header_digest.is_some_and(|d| d != header) {
+        Some("its header".to_string())
+    } else if chunk.digest.is_some_and(|d| d != range) {
+        Some(format!(
+            "the range of records from line {} (bytes {}–{})",
+            chunk.first_line, chunk.start, chunk.end
+        ))
+    } else {
+        None
+    };
+    match changed {
+        None => Ok(()),
+        Some(what) => Err(Permanent::new(format!(
+            "{} changed since the seed was planned: {what} holds other content at the same file size; \
+             nothing of it was loaded; run the command again to plan afresh from the file as it is now",
+            path.display()
+        ))
+        .into()),
+    }
 }
 
 /// The header of a file a task names; a missing file is a permanent error

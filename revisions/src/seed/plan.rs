@@ -91,6 +91,7 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                         header: scanned.header.clone(),
                         chunk,
                         file_bytes: scanned.scan.bytes,
+                        header_digest: Some(scanned.scan.header_digest),
                         mode,
                         memory_table: memory_table.clone(),
                     }),
@@ -425,6 +426,7 @@ mod tests {
                     end: start + records * 10,
                     first_line: line,
                     records,
+                    digest: Some(start),
                 };
                 start = chunk.end;
                 line += records;
@@ -440,6 +442,7 @@ mod tests {
             chunks,
             records: records_per_chunk.iter().sum(),
             bytes: start,
+            header_digest: 0,
         }
     }
 

@@ -178,6 +178,11 @@ pub struct LoadPayload {
     /// Size of the file when the run was planned: a worker that sees
     /// another size is not reading the file the ranges were cut from.
     pub file_bytes: u64,
+    /// Content hash of the file's header when the run was planned (its
+    /// range's own is `chunk.digest`): a worker that reads other bytes
+    /// fails the task instead of loading them. `None`: planned before.
+    #[serde(default)]
+    pub header_digest: Option<u64>,
     pub mode: Mode,
     /// Where `users.preferences` go (`public.<memory_table>`).
     pub memory_table: String,
