@@ -239,6 +239,11 @@ async fn run_to_head(
     settings.retain(|(k, _)| k != "RUST_LOG");
     settings.push(("RUST_LOG".into(), "info".into()));
     settings.push(("TASK_LEASE_SECS".into(), bench.lease_secs.to_string()));
+    // Attempts are a hard limit, and the random kills can land on one long
+    // task (the hnsw build) several times: with the default of 3 a run
+    // failed that way. The run measures loss and double effects, so every
+    // kill and the take-back may cost the same task an attempt.
+    settings.push(("TASK_MAX_ATTEMPTS".into(), (bench.kills + 4).to_string()));
     let config = config_with(&settings)?;
     let mut fleet = Fleet::start(bench.workers_per_role, &settings, logs)?;
     let mut orchestrator = spawn(
