@@ -247,7 +247,7 @@ fn print_history(entries: &[HistoryEntry], verbose: bool) {
 pub struct StatusReport {
     pub id: i64,
     pub command: String,
-    /// `running`, `succeeded`, `failed` or `abandoned`.
+    /// `running`, `succeeded`, `failed` or `interrupted` (its orchestrator died).
     pub status: String,
     /// Who asked: a user's command, or `schedule <name>`.
     pub requested_by: String,
@@ -400,7 +400,9 @@ pub async fn status(
             (None, Output::Text { .. }) => println!("no run yet"),
             (Some(report), Output::Text { .. }) => print_status(report),
         }
-        let running = report.as_ref().is_some_and(|r| r.status == "running");
+        let running = report
+            .as_ref()
+            .is_some_and(|r| r.status == store::RunStatus::Running.as_str());
         match watch {
             Some(every) if running => {
                 if !redraw && output != Output::Json {

@@ -110,3 +110,193 @@ async fn status_shows_any_earlier_run_by_its_number() {
     );
     env.cleanup().await;
 }
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    assert_success(output);
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
+}
+
+/// `status --json` and `history --json` parse, and say what the text views
+/// and the task rows say; `-r A:B`, `--verbose` and `current --verbose`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_views_parse_and_match_the_text_views_and_the_task_rows() {
+    let mut env = TestEnv::new("cli_json").await;
+    env.start_worker(&["--role", "all"]);
+    assert_success(&env.orchestrator(&["upgrade", SEED]).await);
+
+    let status = json(&env.orchestrator(&["status", "--json"]).await);
+    let status_text = text(&env.orchestrator(&["status"]).await);
+    let run = status["id"].as_i64().unwrap();
+    assert!(
+        status_text.contains(&format!("run #{run} `upgrade {SEED}`: succeeded")),
+        "{status_text}"
+    );
+    assert_eq!(status["status"], "succeeded");
+    let revisions = status["revisions"].as_array().unwrap();
+    assert_eq!(revisions.len(), 3, "extensions, schema, seed: {status}");
+    let (mut tasks, mut rows) = (0, 0);
+    for revision in revisions {
+        let id = revision["revision"].as_str().unwrap();
+        assert!(
+            status_text.contains(&format!(
+                "{} {id} ({}): {}",
+                revision["direction"].as_str().unwrap(),
+                revision["name"].as_str().unwrap(),
+                revision["status"].as_str().unwrap()
+            )),
+            "{id} in {status_text}"
+        );
+        for phase in revision["phases"].as_array().unwrap() {
+            let line = status_text
+                .lines()
+                .find(|l| {
+                    l.trim_start().starts_with(&format!(
+                        "phase {} {}:",
+                        phase["number"],
+                        phase["name"].as_str().unwrap()
+                    ))
+                })
+                .unwrap_or_else(|| panic!("phase {phase} in {status_text}"));
+            for task in phase["tasks"].as_array().unwrap() {
+                let (count, task_rows) = (
+                    task["count"].as_i64().unwrap(),
+                    task["rows"].as_i64().unwrap(),
+                );
+                let said = format!(
+                    "{} {} {count}",
+                    task["role"].as_str().unwrap(),
+                    task["state"].as_str().unwrap()
+                );
+                assert!(line.contains(&said), "{said} in {line}");
+                if task_rows > 0 {
+                    assert!(
+                        line.contains(&format!("{said} ({task_rows} rows)")),
+                        "{line}"
+                    );
+                }
+                tasks += count;
+                rows += task_rows;
+            }
+        }
+    }
+    let (db_tasks, db_rows): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(t.rows_done), 0)::bigint FROM pipeline.tasks t
+           JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id WHERE rr.run_id = $1",
+    )
+    .bind(run)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((tasks, rows), (db_tasks, db_rows));
+    assert!(rows > 1000, "the seed loaded the sample rows: {rows}");
+
+    let history = json(&env.orchestrator(&["history", "--json"]).await);
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 6);
+    let applied: Vec<bool> = history
+        .iter()
+        .map(|h| h["applied"].as_bool().unwrap())
+        .collect();
+    assert_eq!(applied, [true, true, true, false, false, false]);
+    assert_eq!(history[2]["current"], true);
+    assert_eq!(history[2]["down_revision"], SCHEMA);
+    assert_eq!(history[0]["down_revision"], serde_json::Value::Null);
+    assert!(history[2]["applied_at"].is_string());
+    assert_eq!(history[3]["last_run"], serde_json::Value::Null);
+
+    let range = text(&env.orchestrator(&["history", "-r", "schema:seed"]).await);
+    let listed: Vec<&str> = range.lines().filter(|l| l.contains(". ")).collect();
+    assert_eq!(listed.len(), 2, "{range}");
+    assert!(
+        listed[0].contains(SCHEMA) && listed[1].contains(SEED),
+        "{range}"
+    );
+    let from_current = json(
+        &env.orchestrator(&["history", "-r", "current:", "--json"])
+            .await,
+    );
+    assert_eq!(from_current.as_array().unwrap().len(), 4, "seed to head");
+    let backwards = env.orchestrator(&["history", "-r", "seed:schema"]).await;
+    assert_eq!(backwards.status.code(), Some(2), "{}", text(&backwards));
+
+    let verbose = text(&env.orchestrator(&["history", "--verbose"]).await);
+    assert!(verbose.contains("Parent: <base>"), "{verbose}");
+    assert!(
+        verbose.contains(&format!("Parent: {SCHEMA} (schema)")),
+        "{verbose}"
+    );
+    assert!(verbose.contains("Last run: #"), "{verbose}");
+    let current = text(&env.orchestrator(&["current", "--verbose"]).await);
+    assert!(current.contains(&format!("{SEED} (seed)")), "{current}");
+    assert!(
+        current.contains(&format!("Parent: {SCHEMA} (schema)")),
+        "{current}"
+    );
+    assert!(current.contains("Applied: yes"), "{current}");
+
+    // A run that has ended is drawn once by --watch, which then returns.
+    let watched = env
+        .orchestrator_within(&["status", "--watch", "1"], Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        text(&watched).matches("run #").count(),
+        1,
+        "{}",
+        text(&watched)
+    );
+    env.cleanup().await;
+}
+
+/// `status --watch` redraws until the run ends; `schedule list --json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_follows_a_run_to_its_end_and_schedules_list_as_json() {
+    let mut env = TestEnv::new("cli_watch").await;
+    env.start_worker(&["--role", "all", "--concurrency", "1"]);
+    let run = env.spawn_noop_run(4, 1500);
+    env.wait_for_tasks("running", 1, Duration::from_secs(60))
+        .await;
+    let watched = env
+        .orchestrator_within(
+            &["status", "--watch", "1", "--json"],
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_success(&watched);
+    let frames: Vec<serde_json::Value> = String::from_utf8_lossy(&watched.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(
+        frames.len() >= 2,
+        "redrawn while the run went on: {frames:?}"
+    );
+    assert_eq!(frames[0]["status"], "running");
+    assert_eq!(frames.last().unwrap()["status"], "succeeded");
+    assert_success(&run.wait_with_output().await.unwrap());
+
+    assert_success(
+        &env.orchestrator(&[
+            "schedule",
+            "add",
+            "nightly",
+            "--cron",
+            "0 3 * * *",
+            "--rerun",
+            SEED,
+            "--tz",
+            "Europe/Paris",
+        ])
+        .await,
+    );
+    let listed = json(&env.orchestrator(&["schedule", "list", "--json"]).await);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "nightly");
+    assert_eq!(listed[0]["cron"], "0 3 * * *");
+    assert_eq!(listed[0]["tz"], "Europe/Paris");
+    assert_eq!(listed[0]["paused"], false);
+    assert!(listed[0]["next_fire"].is_string());
+    assert_eq!(listed[0]["last_fire"], serde_json::Value::Null);
+    env.cleanup().await;
+}
