@@ -19,6 +19,8 @@
 #
 # Knobs (environment): DATABASE_URL, AMQP_URL, EMBEDDING_MODEL_DIR, PG_ROOT,
 # PG_PORT, DEBIAN_MIRROR (default: the Debian mirror that apt uses here),
+# TLS=1 (also a throw-away CA in /var/lib/agenticshop/tls and a TLS-only
+# cluster on 127.0.0.1:$PG_TLS_PORT, default 5434, for the TLS tests),
 # SERVICES_VERIFY=full (run the scratch-database check even on a warm run).
 set -euo pipefail
 
@@ -561,6 +563,162 @@ ensure_postgres() {
 }
 
 # ---------------------------------------------------------------------------
+# TLS (TLS=1): a throw-away CA, and a second cluster that speaks only TLS
+
+TLS_DIR=$STATE_DIR/tls
+PG_TLS_PORT="${PG_TLS_PORT:-5434}"
+PG_TLS_CONF_DIR=/etc/postgresql/$PG_VERSION/tls # inside the root folder
+
+# ca.pem signs server.pem (DNS:localhost only, so that 127.0.0.1 is a wrong
+# host name for verify-full) and client.pem (CN postgres); other-ca.pem signs
+# nothing of ours, for tests of a wrong CA.
+ensure_tls_certificates() {
+    local f missing=0
+    for f in ca.pem server.pem server.key client.pem client.key other-ca.pem; do
+        [[ -s $TLS_DIR/$f ]] || missing=1
+    done
+    [[ $missing == 0 ]] && { say "tls: certificates already in $TLS_DIR"; return; }
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
+    rm -rf "$TLS_DIR.tmp" && mkdir -p "$TLS_DIR.tmp"
+    (
+        cd "$TLS_DIR.tmp"
+        local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=AgenticShop throw-away CA" \
+            "${ca_ext[@]}" -keyout ca.key -out ca.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=AgenticShop other CA" \
+            "${ca_ext[@]}" -keyout other-ca.key -out other-ca.pem
+        sign() { # NAME CN EXTENSIONS
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr"
+            openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+                -extfile <(printf '%s\n' "$3" "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment") \
+                -out "$1.pem"
+        }
+        sign server localhost "subjectAltName=DNS:localhost
+extendedKeyUsage=serverAuth"
+        sign client postgres "extendedKeyUsage=clientAuth"
+        rm -f ./*.csr ./*.srl
+        chmod 0644 ./*.pem && chmod 0600 ./*.key
+    ) >"$STATE_DIR/tls-openssl.log" 2>&1 || die "tls: openssl failed (see $STATE_DIR/tls-openssl.log)"
+    rm -rf "$TLS_DIR" && mv "$TLS_DIR.tmp" "$TLS_DIR"
+    say "tls: throw-away CA and certificates written to $TLS_DIR"
+}
+
+ensure_tls_postgres() {
+    local changed=0
+    if [[ ! -f $PG_ROOT$PG_TLS_CONF_DIR/postgresql.conf ]]; then
+        say "postgres-tls: creating cluster $PG_VERSION/tls"
+        in_root pg_createcluster --locale=C.UTF-8 --encoding=UTF8 -p "$PG_TLS_PORT" "$PG_VERSION" tls >/dev/null ||
+            die "pg_createcluster $PG_VERSION tls failed"
+        changed=1
+    fi
+    local f
+    for f in server.pem server.key ca.pem; do
+        if ! cmp -s "$TLS_DIR/$f" "$PG_ROOT$PG_TLS_CONF_DIR/$f"; then
+            install -o "$(stat -c %U "$PG_ROOT$PG_TLS_CONF_DIR/postgresql.conf")" -m 0600 "$TLS_DIR/$f" "$PG_ROOT$PG_TLS_CONF_DIR/$f"
+            changed=1
+        fi
+    done
+    local conf="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
+listen_addresses = '127.0.0.1'
+port = $PG_TLS_PORT
+max_connections = 100
+shared_buffers = 128MB
+dynamic_shared_memory_type = posix
+shared_preload_libraries = 'age'
+ssl = on
+ssl_cert_file = '$PG_TLS_CONF_DIR/server.pem'
+ssl_key_file = '$PG_TLS_CONF_DIR/server.key'
+ssl_ca_file = '$PG_TLS_CONF_DIR/ca.pem'"
+    if write_if_changed "$PG_TLS_CONF_DIR/conf.d/90-agenticshop.conf" "$conf"; then changed=1; fi
+    # TCP only over TLS; databases named agenticshop_tlscert* also want a
+    # client certificate signed by ca.pem.
+    local hba="# Written by AgenticShop's scripts/services.sh: TLS only over TCP.
+local   all             all                                     trust
+hostssl /^agenticshop_tlscert all       127.0.0.1/32            trust clientcert=verify-full
+hostssl all             all             127.0.0.1/32            trust"
+    if write_if_changed "$PG_TLS_CONF_DIR/pg_hba.conf" "$hba"; then changed=1; fi
+    if in_root pg_ctlcluster "$PG_VERSION" tls status >/dev/null 2>&1; then
+        if [[ $changed == 0 ]]; then
+            say "postgres-tls: already running at 127.0.0.1:$PG_TLS_PORT (TLS only)"
+            return
+        fi
+        in_root pg_ctlcluster "$PG_VERSION" tls stop -m fast >/dev/null 2>&1 || true
+    fi
+    ensure_mounts
+    setsid -w env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+        chroot "$PG_ROOT" pg_ctlcluster "$PG_VERSION" tls start </dev/null >"$STATE_DIR/pg-tls-start.log" 2>&1 9>&- ||
+        die "postgres-tls: pg_ctlcluster $PG_VERSION tls start failed (see $STATE_DIR/pg-tls-start.log)"
+    local i
+    for ((i = 0; i < 60; i++)); do
+        if "${PSQL[@]}" -d "postgres://postgres@localhost:$PG_TLS_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem" \
+            -c 'select 1' >/dev/null 2>&1; then
+            say "postgres-tls: started at localhost:$PG_TLS_PORT (TLS only, CA $TLS_DIR/ca.pem)"
+            return
+        fi
+        sleep 0.5
+    done
+    die "postgres-tls: started, but localhost:$PG_TLS_PORT does not accept TLS connections (see $PG_ROOT/var/log/postgresql/)"
+}
+
+# A second RabbitMQ node of the same installation that listens only on TLS
+# (5671), so that turning TLS on never restarts the broker in use on 5672.
+RABBITMQ_TLS_DIR=$STATE_DIR/rabbitmq-tls
+RABBITMQ_TLS_NODE=agenticshop-tls@localhost
+
+rabbitmq_tls() { # SCRIPT ARGS...: runs one of RabbitMQ's scripts as the TLS node, in a session of its own
+    setsid -w su rabbitmq -s /bin/sh -c "cd /var/lib/rabbitmq && exec env HOME=/var/lib/rabbitmq \
+        RABBITMQ_NODENAME=$RABBITMQ_TLS_NODE RABBITMQ_DIST_PORT=25673 \
+        RABBITMQ_CONFIG_FILE=$RABBITMQ_TLS_DIR/rabbitmq.conf \
+        RABBITMQ_MNESIA_BASE=$RABBITMQ_TLS_DIR/mnesia RABBITMQ_LOG_BASE=$RABBITMQ_TLS_DIR/log \
+        RABBITMQ_ENABLED_PLUGINS_FILE=$RABBITMQ_TLS_DIR/enabled_plugins \
+        RABBITMQ_PID_FILE=$RABBITMQ_TLS_DIR/pid /usr/lib/rabbitmq/bin/$*" </dev/null 9>&-
+}
+
+ensure_tls_rabbitmq() {
+    need_root "starting RabbitMQ's TLS node" AMQP_URL
+    mkdir -p "$RABBITMQ_TLS_DIR/mnesia" "$RABBITMQ_TLS_DIR/log"
+    local changed=0 f
+    for f in ca.pem server.pem server.key; do
+        if ! cmp -s "$TLS_DIR/$f" "$RABBITMQ_TLS_DIR/$f"; then
+            install -o rabbitmq -m 0600 "$TLS_DIR/$f" "$RABBITMQ_TLS_DIR/$f"
+            changed=1
+        fi
+    done
+    local conf="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
+listeners.tcp = none
+listeners.ssl.default = 5671
+ssl_options.cacertfile = $RABBITMQ_TLS_DIR/ca.pem
+ssl_options.certfile = $RABBITMQ_TLS_DIR/server.pem
+ssl_options.keyfile = $RABBITMQ_TLS_DIR/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false"
+    if [[ ! -f $RABBITMQ_TLS_DIR/rabbitmq.conf || "$(cat "$RABBITMQ_TLS_DIR/rabbitmq.conf")" != "$conf" ]]; then
+        printf '%s\n' "$conf" >"$RABBITMQ_TLS_DIR/rabbitmq.conf"
+        changed=1
+    fi
+    [[ -f $RABBITMQ_TLS_DIR/enabled_plugins ]] || echo '[].' >"$RABBITMQ_TLS_DIR/enabled_plugins"
+    chown -R rabbitmq:rabbitmq "$RABBITMQ_TLS_DIR"
+    if tcp_answers 127.0.0.1 5671; then
+        if [[ $changed == 0 ]]; then
+            say "rabbitmq-tls: already answering at localhost:5671 (TLS only)"
+            return
+        fi
+        rabbitmq_tls rabbitmqctl stop >/dev/null 2>&1 || true
+    fi
+    rabbitmq_tls rabbitmq-server -detached >>"$STATE_DIR/rabbitmq-tls-start.log" 2>&1 ||
+        die "rabbitmq-tls: rabbitmq-server -detached failed (see $STATE_DIR/rabbitmq-tls-start.log)"
+    local i
+    for ((i = 0; i < 90; i++)); do
+        if tcp_answers 127.0.0.1 5671; then
+            say "rabbitmq-tls: node $RABBITMQ_TLS_NODE answering at localhost:5671 (TLS only) after ${i}s"
+            return
+        fi
+        sleep 1
+    done
+    die "rabbitmq-tls: still not answering at localhost:5671 after 90 s; see $RABBITMQ_TLS_DIR/log/"
+}
+
+# ---------------------------------------------------------------------------
 # the local embedding model
 
 model_complete() {
@@ -636,6 +794,11 @@ PY
 ensure_rabbitmq
 ensure_postgres
 ensure_model
+if [[ ${TLS:-0} == 1 ]]; then
+    ensure_tls_certificates
+    ensure_tls_postgres
+    ensure_tls_rabbitmq
+fi
 
 mkdir -p "$REPO/.cache"
 env_file="$REPO/.cache/services.env"
@@ -643,6 +806,11 @@ env_file="$REPO/.cache/services.env"
     printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
     printf 'AMQP_URL=%q\n' "$AMQP_URL"
     printf 'EMBEDDING_MODEL_DIR=%q\n' "$EMBEDDING_MODEL_DIR"
+    if [[ ${TLS:-0} == 1 ]]; then
+        printf 'TLS_DATABASE_URL=%q\n' "postgres://postgres@localhost:$PG_TLS_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
+        printf 'TLS_AMQP_URL=%q\n' "amqps://guest:guest@localhost:5671/%2f?cacertfile=$TLS_DIR/ca.pem"
+        printf 'TLS_DIR=%q\n' "$TLS_DIR"
+    fi
 } >"$env_file.tmp.$$"
 mv "$env_file.tmp.$$" "$env_file"
 

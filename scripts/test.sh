@@ -10,7 +10,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-bash scripts/services.sh
+# TLS=1: also the throw-away CA and the TLS-only cluster of tests/tests/tls.rs.
+TLS=1 bash scripts/services.sh
 set -a
 # shellcheck disable=SC1091
 . .cache/services.env

@@ -16,6 +16,23 @@ use std::time::{Duration, Instant};
 use backon::{Retryable, RetryableWithContext};
 use rand::Rng;
 
+/// Whether `error`, or any error in its chain, is a TLS refusal: a
+/// certificate the trusted CAs do not vouch for, or a host name it does not
+/// name. rustls reports these as `InvalidData` I/O errors (under sqlx's and
+/// lapin's own), and another attempt cannot help.
+pub fn is_tls_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// A retry policy; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {

@@ -90,6 +90,7 @@ const SECRET_QUERY_PARAMETERS: &[&str] = &[
     "signature",
     "code",
     "password",
+    "sslpassword",
 ];
 
 /// Masks the password of a URL and the values of key-like query parameters;
@@ -713,6 +714,7 @@ impl Source {
         }
         let any_db_var = ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"]
             .iter()
+            .chain(DB_TLS_VARIABLES.iter().map(|(variable, _)| variable))
             .any(|n| self.get(n).is_some());
         if !any_db_var {
             return Ok(ConnectionUrl::new(DEFAULT_DATABASE_URL));
@@ -734,9 +736,41 @@ impl Source {
             let _ = url.set_password(Some(password));
         }
         url.set_path(&name);
+        for (variable, parameter) in DB_TLS_VARIABLES {
+            if let Some(value) = self.get(variable) {
+                if *variable == "DB_SSLMODE" && !SSL_MODES.contains(&value) {
+                    return Err(ConfigError::Invalid {
+                        variable,
+                        shown: value.to_string(),
+                        reason: format!("not one of {}", SSL_MODES.join(", ")),
+                    });
+                }
+                url.query_pairs_mut().append_pair(parameter, value);
+            }
+        }
         Ok(ConnectionUrl::new(url.to_string()))
     }
 }
+
+/// The original's `DB_*` variables for TLS, with the libpq URL parameter
+/// each becomes (managed servers such as Azure Database for PostgreSQL
+/// require TLS).
+const DB_TLS_VARIABLES: &[(&str, &str)] = &[
+    ("DB_SSLMODE", "sslmode"),
+    ("DB_SSLROOTCERT", "sslrootcert"),
+    ("DB_SSLCERT", "sslcert"),
+    ("DB_SSLKEY", "sslkey"),
+];
+
+/// libpq's `sslmode` values, as sqlx takes them.
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 /// `$HOME/.cache/agenticshop/all-MiniLM-L6-v2`, where the setup script puts
 /// the local model.
@@ -859,6 +893,13 @@ impl Config {
             src.string("AMQP_URL", DEFAULT_AMQP_URL),
             &["amqp", "amqps"],
         )?;
+        // The TLS files the URL names are read now, so that a wrong path
+        // stops the process at start rather than at every reconnection.
+        crate::queue::tls_config(amqp_url.expose()).map_err(|e| ConfigError::Invalid {
+            variable: "AMQP_URL",
+            shown: amqp_url.redacted(),
+            reason: format!("{e:#}"),
+        })?;
         let queue_prefix = src.string("QUEUE_PREFIX", "agenticshop");
         if queue_prefix.is_empty()
             || !queue_prefix
@@ -1054,6 +1095,37 @@ mod tests {
         );
         let printed = format!("{config:?} {:?}", config.describe());
         assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn db_tls_variables_become_the_urls_ssl_parameters() {
+        let src = Source::from_pairs([
+            ("DB_HOST", "shop.postgres.database.azure.com"),
+            ("DB_SSLMODE", "verify-full"),
+            ("DB_SSLROOTCERT", "/etc/ssl/azure root.pem"),
+            ("DB_SSLCERT", "/etc/ssl/client.pem"),
+            ("DB_SSLKEY", "/etc/ssl/client.key"),
+        ]);
+        let config = Config::from_source(&src).unwrap();
+        let url = url::Url::parse(config.database_url.expose()).unwrap();
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            query,
+            [
+                ("sslmode", "verify-full"),
+                ("sslrootcert", "/etc/ssl/azure root.pem"),
+                ("sslcert", "/etc/ssl/client.pem"),
+                ("sslkey", "/etc/ssl/client.key"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let err = Config::from_source(&Source::from_pairs([("DB_SSLMODE", "on")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DB_SSLMODE") && err.contains("verify-full"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -198,6 +198,7 @@ pub async fn terminate_backend(pool: &PgPool, pid: i32) -> anyhow::Result<()> {
 /// connection broke.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
+        sqlx::Error::Io(io) if crate::backoff::is_tls_refusal(io) => false,
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

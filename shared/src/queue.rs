@@ -22,6 +22,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::time::Duration;
@@ -230,15 +231,28 @@ pub async fn connect(
     name: &str,
     patience: Duration,
 ) -> anyhow::Result<Connection> {
+    let tls = tls_config(config.amqp_url.expose())?;
     let policy =
         Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_patience(patience);
     crate::backoff::retry(
         policy,
-        || {
+        || async {
             let properties = ConnectionProperties::default().with_connection_name(name.into());
-            Connection::connect(config.amqp_url.expose(), properties)
+            Connection::connect_with_config(
+                config.amqp_url.expose(),
+                properties,
+                tls.clone(),
+                lapin::runtime::default_runtime()?,
+            )
+            .await
         },
-        |_| Verdict::Retry,
+        |e| {
+            if crate::backoff::is_tls_refusal(e) {
+                Verdict::Stop
+            } else {
+                Verdict::Retry
+            }
+        },
         |e, delay| {
             tracing::warn!(
                 "broker at {} not reachable ({e}); retrying in {delay:?}",
@@ -252,6 +266,41 @@ pub async fn connect(
             "cannot connect to the broker at {}",
             config.amqp_url
         ))
+    })
+}
+
+/// TLS settings of an `amqps://` URL, from the query parameters RabbitMQ's
+/// own clients read (<https://www.rabbitmq.com/docs/uri-query-parameters>):
+/// `cacertfile` (PEM CA certificates trusted beside the system's),
+/// `certfile` and `keyfile` (a PEM client certificate and its key).
+pub fn tls_config(url: &str) -> anyhow::Result<OwnedTLSConfig> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(OwnedTLSConfig::default());
+    };
+    let parameter = |name: &str| {
+        parsed
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        parameter(name)
+            .map(|path| {
+                std::fs::read(&path).with_context(|| format!("its {name} {path:?} cannot be read"))
+            })
+            .transpose()
+    };
+    let cert_chain = read("cacertfile")?
+        .map(|pem| String::from_utf8(pem).context("its cacertfile is not PEM text"))
+        .transpose()?;
+    let identity = match (read("certfile")?, read("keyfile")?) {
+        (Some(pem), Some(key)) => Some(OwnedIdentity::PKCS8 { pem, key }),
+        (None, None) => None,
+        _ => bail!("it has one of certfile and keyfile without the other"),
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
     })
 }
 

@@ -222,7 +222,15 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         let session = shared::backoff::retry(
             reconnect,
             || open_session(&shared.config, &topology, &options),
-            |_| Verdict::Retry,
+            |e| {
+                if e.chain()
+                    .any(|cause| shared::backoff::is_tls_refusal(cause))
+                {
+                    Verdict::Stop
+                } else {
+                    Verdict::Retry
+                }
+            },
             |e, delay| tracing::warn!("broker not available ({e:#}); reconnecting in {delay:?}"),
         );
         let (connection, publisher, consumers) = tokio::select! {
