@@ -223,9 +223,7 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
             reconnect,
             || open_session(&shared.config, &topology, &options),
             |e| {
-                if e.chain()
-                    .any(|cause| shared::backoff::is_tls_refusal(cause))
-                {
+                if e.chain().any(shared::backoff::is_tls_refusal) {
                     Verdict::Stop
                 } else {
                     Verdict::Retry
