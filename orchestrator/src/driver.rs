@@ -77,6 +77,7 @@ impl Broker {
             let mut publisher =
                 Publisher::open(&connection, Topology::from_config(&self.config)).await?;
             publisher.stamp_database(self.database);
+            shared::metrics::broker_connected(connection.status().clone());
             self.connection = Some(connection);
             self.publisher = Some(publisher);
         }
@@ -100,6 +101,7 @@ impl Broker {
                 if published.is_err() {
                     broker.publisher = None;
                     broker.connection = None;
+                    shared::metrics::broker_lost();
                 }
                 (broker, published)
             },
@@ -123,6 +125,7 @@ impl Broker {
     }
 
     pub async fn close(self) {
+        shared::metrics::broker_lost();
         if let Some(connection) = self.connection {
             let _ = connection.close(200, "orchestrator done".into()).await;
         }
@@ -145,12 +148,16 @@ pub struct Driver {
     listener: Option<PgListener>,
     /// What re-runs were asked for (`rerun --full`, `--prune`).
     pub rerun: RerunFlags,
+    /// The revision and direction whose phases run now: the labels of the
+    /// phase metrics.
+    running: (String, Direction),
 }
 
 /// Opens the database, creates the pipeline tables, takes the run lock and
 /// records the run.
 pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driver> {
     let pool = db::connect(config, POOL_SIZE, Duration::from_secs(60)).await?;
+    shared::metrics::watch(pool.clone());
     db::ensure_pipeline_schema(&pool).await?;
     let lock = RunLock::acquire(&pool, config, options.wait_policy()).await?;
     let requested_by = format!(
@@ -178,6 +185,7 @@ pub async fn start(config: &Config, options: &RunOptions) -> anyhow::Result<Driv
         run_id,
         listener,
         rerun: RerunFlags::default(),
+        running: (String::new(), Direction::Upgrade),
     })
 }
 
@@ -227,6 +235,7 @@ impl Driver {
             format!("revision {} is not available in this version", revision.id)
         })?;
         let (config, pool) = (self.config.clone(), self.pool.clone());
+        self.running = (revision.id.to_string(), direction);
         let ctx = PlanContext {
             config: &config,
             pool: &pool,
@@ -335,7 +344,12 @@ impl Driver {
         title: &str,
     ) -> anyhow::Result<()> {
         let initial = store::phase_counts(&self.pool, revision_run_id, phase).await?;
-        let mut progress = PhaseProgress::start(title.to_string(), initial.total);
+        let labels = shared::metrics::PhaseLabels {
+            revision: self.running.0.clone(),
+            direction: self.running.1.as_str().to_string(),
+            phase: (phase + 1).to_string(),
+        };
+        let mut progress = PhaseProgress::start(title.to_string(), initial.total, labels);
         let mut last_sweep = Instant::now();
         loop {
             let counts = match store::phase_counts(&self.pool, revision_run_id, phase).await {
@@ -527,7 +541,8 @@ impl Driver {
     }
 
     /// Stores a one-off revision run (not part of the chain) and returns its id.
-    pub async fn store_adhoc(&self, revision: &str, phases: &[Phase]) -> anyhow::Result<i64> {
+    pub async fn store_adhoc(&mut self, revision: &str, phases: &[Phase]) -> anyhow::Result<i64> {
+        self.running = (revision.to_string(), Direction::Rerun);
         self.store_plan(revision, Direction::Rerun, phases).await
     }
 }

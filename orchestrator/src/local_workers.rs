@@ -52,6 +52,9 @@ impl LocalWorkers {
             if let Some(c) = concurrency {
                 command.arg("--concurrency").arg(c.to_string());
             }
+            // The orchestrator's own metrics address is not theirs: they
+            // would all try to bind it.
+            command.env_remove("METRICS_ADDR");
             command.envs(env.iter().copied());
             command.kill_on_drop(true);
             children.push(

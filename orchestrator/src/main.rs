@@ -177,6 +177,10 @@ struct RunArgs {
     /// Folder of the CSV files to seed from (default: DATA_DIR, or ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on HOST:PORT while this runs
+    /// (default: METRICS_ADDR; unset: no server).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -314,6 +318,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } = &cli.command
     {
         return evaluate(&config, labels, data, *no_rating).await;
+    }
+    if let Command::Upgrade { run, .. }
+    | Command::Downgrade { run, .. }
+    | Command::Rerun { run, .. } = &cli.command
+    {
+        if let Some(addr) = run.metrics_addr.as_ref().or(config.metrics_addr.as_ref()) {
+            shared::metrics::serve(addr, shared::metrics::Readiness::Orchestrator).await?;
+        }
     }
     match cli.command {
         Command::Upgrade { target, run } => {

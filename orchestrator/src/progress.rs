@@ -1,10 +1,12 @@
 //! Progress of a phase: a live bar on a terminal, plain log lines (every few
-//! seconds, and at the end) when the output is a file or a pipe.
+//! seconds, and at the end) when the output is a file or a pipe; and the
+//! same numbers as metrics (`shared::metrics::phase`).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use shared::metrics::PhaseLabels;
 use shared::store::PhaseCounts;
 
 pub struct PhaseProgress {
@@ -13,10 +15,11 @@ pub struct PhaseProgress {
     started: Instant,
     last_line: Instant,
     last_counts: PhaseCounts,
+    labels: PhaseLabels,
 }
 
 impl PhaseProgress {
-    pub fn start(title: String, total: i64) -> PhaseProgress {
+    pub fn start(title: String, total: i64, labels: PhaseLabels) -> PhaseProgress {
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total.max(0) as u64);
             bar.set_style(
@@ -39,18 +42,29 @@ impl PhaseProgress {
             started: Instant::now(),
             last_line: Instant::now(),
             last_counts: PhaseCounts::default(),
+            labels,
         }
+    }
+
+    /// Rows done per second since the phase started (`None` before any).
+    fn rows_per_second(&self, rows: i64) -> Option<f64> {
+        let secs = self.started.elapsed().as_secs_f64();
+        (rows > 0 && secs > 0.0).then(|| rows as f64 / secs)
     }
 
     fn rate(&self, rows: i64) -> String {
-        let secs = self.started.elapsed().as_secs_f64();
-        if rows == 0 || secs <= 0.0 {
-            return String::new();
+        match self.rows_per_second(rows) {
+            Some(rate) => format!(", {rows} rows, {rate:.0} rows/s"),
+            None => String::new(),
         }
-        format!(", {rows} rows, {:.0} rows/s", rows as f64 / secs)
+    }
+
+    fn record(&self, counts: &PhaseCounts) {
+        shared::metrics::phase(&self.labels, counts, self.rows_per_second(counts.rows_done));
     }
 
     pub fn update(&mut self, counts: &PhaseCounts) {
+        self.record(counts);
         let detail = format!(
             "running {} retrying {} failed {}{}",
             counts.running,
@@ -78,6 +92,7 @@ impl PhaseProgress {
     }
 
     pub fn finish(self, counts: &PhaseCounts, ok: bool) {
+        self.record(counts);
         let verdict = if ok { "done" } else { "FAILED" };
         let line = format!(
             "{}: {verdict}, {}/{} tasks in {:.1}s{}",

@@ -253,6 +253,12 @@ impl ChatClient {
         let response: Response = serde_json::from_str(body)
             .map_err(|e| unusable(format!("not a chat completion: {e}"), Usage::default()))?;
         let usage = response.usage;
+        shared::metrics::provider_tokens(
+            self.api().name(),
+            "chat",
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
         let choice = response
             .choices
             .into_iter()

@@ -17,7 +17,9 @@
 //! [`ProviderError::Permanent`] at once, with the provider's own message.
 //! Every answer carries the rate-limit headers ([`RateLimit`]), and an
 //! [`Observer`] sees every attempt (the retried 429s too), so that a caller
-//! can adapt its concurrency. The key travels in a sensitive header
+//! can adapt its concurrency. Every attempt is also counted, by provider,
+//! operation (`what`) and status, with its latency, in
+//! [`shared::metrics`]. The key travels in a sensitive header
 //! and is scrubbed from anything the provider sends back; URLs are shown
 //! through [`redact_url`], which also hides key-like query parameters.
 
@@ -425,7 +427,7 @@ impl HttpClient {
         let mut retries = 0u32;
         let answer = shared::backoff::retry(
             self.policy,
-            || self.attempt(&method, &url, &headers, bytes),
+            || self.attempt(&method, &url, &headers, bytes, what),
             |failure| match failure {
                 Failure::Fail(_) => Verdict::Stop,
                 Failure::Retry {
@@ -473,6 +475,7 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
         body: Option<&[u8]>,
+        what: &str,
     ) -> Result<Answer, Failure> {
         let mut request = self
             .client
@@ -481,7 +484,16 @@ impl HttpClient {
         if let Some(body) = body {
             request = request.body(body.to_vec());
         }
-        let mut response = request.send().await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        let api = self.endpoint.api.name();
+        shared::metrics::provider_attempt(
+            api,
+            what,
+            sent.as_ref().ok().map(|r| r.status().as_u16()),
+            started.elapsed(),
+        );
+        let mut response = sent.map_err(|e| {
             self.observe(None, RateLimit::default());
             Failure::Retry {
                 reason: transport_error(&e),

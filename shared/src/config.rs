@@ -559,6 +559,10 @@ pub struct Config {
     pub openai: OpenAiConfig,
     pub enrichment: EnrichmentConfig,
     pub graph: GraphConfig,
+    /// `METRICS_ADDR` (`HOST:PORT`): where a worker, or an orchestrator
+    /// running a move, serves `/metrics`, `/healthz` and `/readyz`; `None`:
+    /// nowhere.
+    pub metrics_addr: Option<String>,
 }
 
 /// Where settings come from: a snapshot of the process environment, merged
@@ -704,6 +708,24 @@ impl Source {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// `HOST:PORT` to listen on (`0.0.0.0:9100`, `localhost:0`), or `None`.
+    fn listen_address(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.get(name).map(str::trim) else {
+            return Ok(None);
+        };
+        let valid = value
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(ConfigError::Invalid {
+                variable: name,
+                shown: value.to_string(),
+                reason: "expected HOST:PORT, such as 0.0.0.0:9100".into(),
+            });
+        }
+        Ok(Some(value.to_string()))
     }
 
     /// `DATABASE_URL` when set, else one built from the original's `DB_*`
@@ -940,6 +962,7 @@ impl Config {
                 property_match: src.parse("GRAPH_PROPERTY_MATCH", PropertyMatch::Equality)?,
                 task_rows: src.positive("GRAPH_TASK_ROWS", 50_000i64)?,
             },
+            metrics_addr: src.listen_address("METRICS_ADDR")?,
         })
     }
 
@@ -1071,6 +1094,12 @@ impl Config {
                 self.graph.property_match.to_string(),
             ),
             ("GRAPH_TASK_ROWS", self.graph.task_rows.to_string()),
+            (
+                "METRICS_ADDR",
+                self.metrics_addr
+                    .clone()
+                    .unwrap_or_else(|| "(not set: no metrics server)".into()),
+            ),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod csv_chunks;
 pub mod db;
 pub mod exec;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod queue;
 pub mod store;

@@ -9,6 +9,8 @@ use workers::runtime::{self, WorkerOptions};
 #[derive(Parser, Debug)]
 #[command(name = "worker", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Which tasks to take: seed, embed, enrich, graph, or all.
     #[arg(long, default_value = "all")]
     role: String,
@@ -18,6 +20,21 @@ struct Args {
     /// Seconds that tasks in hand may take to finish after SIGTERM.
     #[arg(long, default_value_t = 60)]
     drain_secs: u64,
+    /// Serve /metrics, /healthz and /readyz on HOST:PORT (default:
+    /// METRICS_ADDR; unset: no server).
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    metrics_addr: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// GET /readyz (or PATH) of the worker serving on --metrics-addr /
+    /// METRICS_ADDR: exit 0 on 200, 1 otherwise, printing the answer. For
+    /// container health checks, in an image without curl.
+    Healthcheck {
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
 }
 
 #[tokio::main]
@@ -34,7 +51,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    if args.metrics_addr.is_some() {
+        config.metrics_addr = args.metrics_addr.clone();
+    }
+    if let Some(Command::Healthcheck { path }) = &args.command {
+        return healthcheck(&config, path).await;
+    }
     let roles = match args.role.as_str() {
         "all" => Role::ALL.to_vec(),
         list => list
@@ -45,6 +68,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let concurrency = args.concurrency.unwrap_or(config.worker_concurrency).max(1);
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let name = format!("{}:{}", host.trim(), std::process::id());
+    if let Some(addr) = &config.metrics_addr {
+        shared::metrics::serve(addr, shared::metrics::Readiness::Worker).await?;
+    }
     runtime::run(
         config,
         WorkerOptions {
@@ -55,4 +81,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .await
+}
+
+async fn healthcheck(config: &Config, path: &str) -> anyhow::Result<()> {
+    let addr = config.metrics_addr.as_deref().ok_or_else(|| {
+        anyhow::anyhow!("worker healthcheck needs METRICS_ADDR or --metrics-addr")
+    })?;
+    let (status, body) = shared::metrics::get(addr, path).await?;
+    print!("{body}");
+    anyhow::ensure!(status == 200, "{path} answered {status}");
+    Ok(())
 }

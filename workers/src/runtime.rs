@@ -61,6 +61,7 @@ use shared::catalogue::Role;
 use shared::config::Config;
 use shared::db;
 use shared::exec::{ClaimedTask, FailureKind, TaskContext};
+use shared::metrics::{self, TaskRun};
 use shared::queue::{Publisher, Topology};
 use shared::store::{self, TaskStatus};
 use shared::task::TaskMessage;
@@ -188,6 +189,7 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         ),
     )
     .await?;
+    metrics::watch(pool.clone());
     let executors = revisions::registry::CHAIN
         .iter()
         .chain(revisions::registry::DIAGNOSTIC)
@@ -235,6 +237,8 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
             s = session => s?,
             _ = stopped(stop_rx.clone()) => break,
         };
+        metrics::broker_connected(connection.status().clone());
+        metrics::set_consuming(true);
         tracing::info!(
             "worker {} consuming {} with {} slots",
             options.name,
@@ -249,10 +253,12 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         let ended = consume(&shared, &publisher, consumers, &slots, stop_rx.clone()).await;
         match ended {
             SessionEnd::Stop(channels) => {
+                metrics::set_consuming(false);
                 last_session = Some((connection, publisher, channels));
                 break;
             }
             SessionEnd::ConnectionLost(reason) => {
+                metrics::broker_lost();
                 tracing::warn!("lost the broker connection ({reason}); reconnecting");
                 drop(publisher);
                 let _ = connection.close(200, "reconnecting".into()).await;
@@ -433,6 +439,7 @@ async fn same_database(shared: &Shared, message: &TaskMessage) -> bool {
 }
 
 async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, delivery: Delivery) {
+    let _in_hand = metrics::InHand::enter();
     let outcome = match TaskMessage::parse(&delivery.data, role) {
         Err(e) => {
             tracing::error!(
@@ -461,6 +468,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
     };
     let acked = match outcome.delivery() {
         Delivered::DeadLetter => {
+            count_dead_letter(role, &delivery.data);
             delivery
                 .nack(BasicNackOptions {
                     requeue: false,
@@ -483,6 +491,16 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
         // the task row decides what happens then.
         tracing::debug!("could not settle a delivery ({e}); the broker will redeliver it");
     }
+}
+
+/// Counts a message sent to the dead-letter queue, by its task's revision
+/// and kind where it is a task message (parsed again: this is rare).
+fn count_dead_letter(role: Role, body: &[u8]) {
+    let parsed = TaskMessage::parse(body, role).ok();
+    let (revision, kind) = parsed
+        .as_ref()
+        .map_or(("", ""), |m| (m.revision.as_str(), m.kind.as_str()));
+    metrics::dead_lettered(revision, role.as_str(), kind);
 }
 
 fn preview(body: &[u8]) -> String {
@@ -542,6 +560,11 @@ async fn run_claimed(
 ) -> anyhow::Result<Outcome> {
     let Some(row) = store::claim_task(conn, message.task_id, &shared.worker_name).await? else {
         if store::fail_exhausted(conn, message.task_id).await? {
+            metrics::task_failed(&metrics::TaskLabels {
+                revision: message.revision.clone(),
+                role: message.role.as_str().to_string(),
+                kind: message.kind.clone(),
+            });
             tracing::error!(
                 "task {} ({} {}) used up its attempts without an outcome; failed",
                 message.task_id,
@@ -567,6 +590,7 @@ async fn run_claimed(
     let deadline = shared.config.task_deadlines.of(&task.kind);
     let backend = db::limit_statements(conn, deadline + STATEMENT_TIMEOUT_MARGIN).await?;
     let started = std::time::Instant::now();
+    let run = TaskRun::start(&task.revision, message.role.as_str(), &task.kind);
     let execute = executor
         .execute(TaskContext {
             task: &task,
@@ -621,6 +645,7 @@ async fn run_claimed(
                 done.rows_done(),
                 started.elapsed()
             );
+            run.done(done.rows_done());
             return Ok(Outcome::Completed);
         }
         Err(e) => e,
@@ -633,6 +658,7 @@ async fn run_claimed(
             // through the pool, and only while no other worker has claimed
             // the task since.
             let _ = store::release_claim(&shared.pool, task.id, &shared.worker_name).await;
+            run.released();
             Err(e)
         }
         Settlement::CheckBack(delay) => {
@@ -644,6 +670,7 @@ async fn run_claimed(
             );
             store::defer_task(conn, task.id, task.revision_run_id, &error).await?;
             publisher.publish_retry(message, delay).await?;
+            run.check_back();
             Ok(Outcome::Retrying)
         }
         Settlement::Retry(delay) => {
@@ -663,6 +690,7 @@ async fn run_claimed(
             )
             .await?;
             publisher.publish_retry(message, delay).await?;
+            run.retried();
             Ok(Outcome::Retrying)
         }
         Settlement::Fail => {
@@ -681,6 +709,7 @@ async fn run_claimed(
                 &error,
             )
             .await?;
+            run.failed();
             Ok(Outcome::Failed)
         }
     }

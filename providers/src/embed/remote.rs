@@ -41,6 +41,16 @@ struct Request<'a> {
 #[derive(serde::Deserialize)]
 struct Response {
     data: Vec<Item>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Tokens the provider counted for one request (counted in
+/// `shared::metrics`).
+#[derive(serde::Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -137,6 +147,14 @@ impl HttpCore {
             EmbedError::Permanent(format!("{}: unexpected response: {what}", self.describe))
         };
         let response: Response = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if let Some(usage) = &response.usage {
+            shared::metrics::provider_tokens(
+                self.http.endpoint().api.name(),
+                "embedding",
+                usage.prompt_tokens,
+                0,
+            );
+        }
         if response.data.len() != expected {
             return Err(bad(format!(
                 "{} embeddings for {expected} inputs",
