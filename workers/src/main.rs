@@ -2,6 +2,7 @@ use clap::Parser;
 use shared::catalogue::Role;
 use shared::Config;
 use std::time::Duration;
+use tracing::Instrument;
 use workers::runtime::{self, WorkerOptions};
 
 /// Consumes pipeline tasks from RabbitMQ and executes them against PostgreSQL.
@@ -18,22 +19,29 @@ struct Args {
     /// Seconds that tasks in hand may take to finish after SIGTERM.
     #[arg(long, default_value_t = 60)]
     drain_secs: u64,
+    /// A label for this worker's name (`LABEL@host:pid`; without it,
+    /// `host:pid`): in its log lines and in the task rows it claims.
+    #[arg(long)]
+    label: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     shared::logging::init();
     let args = Args::parse();
-    match run(args).await {
+    let name = shared::logging::worker_name(args.label.as_deref(), std::process::id());
+    // Every line of this process carries the worker's name (JSON: `worker`).
+    let span = tracing::info_span!("worker", worker = %name);
+    match run(args, name).instrument(span.clone()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("worker: {e:#}");
+            span.in_scope(|| shared::logging::fatal("worker", &e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, name: String) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let roles = match args.role.as_str() {
         "all" => Role::ALL.to_vec(),
@@ -43,8 +51,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let concurrency = args.concurrency.unwrap_or(config.worker_concurrency).max(1);
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let name = format!("{}:{}", host.trim(), std::process::id());
     runtime::run(
         config,
         WorkerOptions {
