@@ -22,6 +22,13 @@ fn json_lines(log: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Every process of the test logs JSON, with the runtime's per-task lines
+/// ("done: N rows", debug).
+fn log_json(env: &mut TestEnv) {
+    env.set_env("LOG_FORMAT", "json");
+    env.set_env("RUST_LOG", "info,lapin=off,sqlx=warn,workers=debug");
+}
+
 /// `(revision, role, run, attempts, worker)` of every task row, by id.
 async fn task_rows(env: &TestEnv) -> HashMap<i64, (String, String, i64, i64, String)> {
     let rows: Vec<(i64, String, String, i64, i32, Option<String>)> = sqlx::query_as(
@@ -75,9 +82,7 @@ fn check_task_lines(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_log_has_one_object_per_line_and_the_task_fields_on_every_line_of_a_task() {
     let mut env = TestEnv::new("logs_json").await;
-    env.set_env("LOG_FORMAT", "json");
-    // The runtime's per-task lines ("done: N rows") are debug.
-    env.set_env("RUST_LOG", "info,lapin=off,sqlx=warn,workers=debug");
+    log_json(&mut env);
     let log = std::env::temp_dir().join(format!("{}.worker.json.log", env.db_name));
     let pid = env.start_worker_logging_to(&["--role", "all", "--label", "solo"], &log);
 
@@ -190,8 +195,7 @@ async fn a_text_log_file_has_no_escapes_and_local_workers_lines_carry_their_name
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_of_local_workers_carry_their_names_and_match_the_task_rows() {
     let mut env = TestEnv::new("logs_json_local").await;
-    env.set_env("LOG_FORMAT", "json");
-    env.set_env("RUST_LOG", "info,lapin=off,sqlx=warn,workers=debug");
+    log_json(&mut env);
     let out = env
         .orchestrator(&["upgrade", SCHEMA, "--with-workers", "2"])
         .await;
