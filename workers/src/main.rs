@@ -30,8 +30,9 @@ async fn main() -> std::process::ExitCode {
     shared::logging::init();
     let args = Args::parse();
     let name = shared::logging::worker_name(args.label.as_deref(), std::process::id());
-    // Every line of this process carries the worker's name (JSON: `worker`).
-    let span = tracing::info_span!("worker", worker = %name);
+    // Every line of this process carries the worker's name (JSON: `worker`);
+    // at the error level, so that it is there whatever `RUST_LOG` lets through.
+    let span = tracing::error_span!("worker", worker = %name);
     match run(args, name).instrument(span.clone()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -492,9 +492,10 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
 
 /// The span of one task's delivery: every line logged while it is handled
 /// carries the task's fields (and the worker's, from the worker's span);
-/// `run` and `attempt` are known once it is claimed.
+/// `run` and `attempt` are known once it is claimed. At the error level, so
+/// that it is there whatever level `RUST_LOG` lets through.
 fn task_span(message: &TaskMessage) -> tracing::Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "task",
         run = tracing::field::Empty,
         revision = %message.revision,
