@@ -212,7 +212,7 @@ impl Driver {
         data_dir: &Path,
     ) -> anyhow::Result<()> {
         for (i, revision) in revisions.iter().enumerate() {
-            eprintln!(
+            shared::say!(
                 "== {} {} ({}) [{}/{}]",
                 direction.as_str(),
                 revision.id,
@@ -250,7 +250,7 @@ impl Driver {
         let revision_run_id = match resumable {
             Some(id) => {
                 let done = store::resume_revision_run(&self.pool, id, self.run_id).await?;
-                eprintln!("resuming revision run #{id}: {done} task(s) already done are kept");
+                shared::say!("resuming revision run #{id}: {done} task(s) already done are kept");
                 id
             }
             None => {
@@ -503,7 +503,7 @@ impl Driver {
             &overtaken,
         )
         .await?;
-        eprintln!(
+        shared::say!(
             "{} {} ({}): recorded; alembic_version is now {}",
             revision.id,
             revision.name,
@@ -553,7 +553,7 @@ async fn report(registered: &revisions::Revision, pool: &sqlx::PgPool, revision_
     match registered.planner.report(pool, revision_run_id).await {
         Ok(lines) => {
             for line in lines {
-                eprintln!("{}: {line}", registered.name());
+                shared::say!("{}: {line}", registered.name());
             }
         }
         Err(e) => {

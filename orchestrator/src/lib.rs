@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod local_workers;
 pub mod lock;
 pub mod migrate;
+pub mod offline;
 pub mod progress;
 pub mod schedule;
 pub mod search;

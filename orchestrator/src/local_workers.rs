@@ -2,16 +2,30 @@
 //! one command, so that a single command runs the whole job. They are
 //! ordinary `worker --role all` processes (the binary next to this one) and
 //! are stopped with SIGTERM, like any deployment would stop them.
+//!
+//! Their log goes through this process, so that interleaved lines can be
+//! told apart: worker N is started with `--label worker-N` (its name is
+//! `worker-N@host:pid`), and each line it writes to stderr is written to
+//! this process's stderr prefixed with `[worker-N] `. With `LOG_FORMAT=json`
+//! the lines are passed on as they are (their `worker` field says whose
+//! they are); a line that is not JSON (a panic) is logged as a JSON line
+//! with that `worker` field.
 
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use shared::logging::Format;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
+use tokio::task::JoinHandle;
 
 pub struct LocalWorkers {
     children: Vec<Child>,
+    /// One per child: its stderr, line by line, to this process's.
+    relays: Vec<JoinHandle<()>>,
 }
 
 pub fn worker_binary() -> anyhow::Result<PathBuf> {
@@ -46,9 +60,11 @@ impl LocalWorkers {
     ) -> anyhow::Result<LocalWorkers> {
         let binary = worker_binary()?;
         let mut children = Vec::with_capacity(count);
-        for _ in 0..count {
+        let mut relays = Vec::with_capacity(count);
+        for n in 1..=count {
+            let label = format!("worker-{n}");
             let mut command = Command::new(&binary);
-            command.arg("--role").arg("all");
+            command.arg("--role").arg("all").arg("--label").arg(&label);
             if let Some(c) = concurrency {
                 command.arg("--concurrency").arg(c.to_string());
             }
@@ -56,15 +72,18 @@ impl LocalWorkers {
             // would all try to bind it.
             command.env_remove("METRICS_ADDR");
             command.envs(env.iter().copied());
+            command.stderr(Stdio::piped());
             command.kill_on_drop(true);
-            children.push(
-                command
-                    .spawn()
-                    .with_context(|| format!("starting {}", binary.display()))?,
-            );
+            let mut child = command
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?;
+            let stderr = child.stderr.take().expect("stderr is piped");
+            let name = shared::logging::worker_name(Some(&label), child.id().unwrap_or(0));
+            relays.push(tokio::spawn(relay(stderr, label, name)));
+            children.push(child);
         }
-        eprintln!("started {count} local worker process(es)");
-        Ok(LocalWorkers { children })
+        shared::say!("started {count} local worker process(es)");
+        Ok(LocalWorkers { children, relays })
     }
 
     /// Process ids of the workers still running.
@@ -84,6 +103,36 @@ impl LocalWorkers {
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
+        }
+        // Their last lines, up to the end of their stderr.
+        for relay in self.relays {
+            let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
+        }
+    }
+}
+
+/// Writes a local worker's stderr to this process's, line by line: text
+/// lines prefixed with `[label] `, JSON lines as they are (see the module's
+/// documentation). Bytes that are not UTF-8 are replaced, never a reason to
+/// stop reading (a worker blocked on a full pipe would stop working).
+async fn relay(stderr: ChildStderr, label: String, name: String) {
+    let json = shared::logging::format() == Format::Json;
+    let mut reader = BufReader::new(stderr);
+    let mut bytes = Vec::new();
+    loop {
+        bytes.clear();
+        match reader.read_until(b'\n', &mut bytes).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&bytes);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if !json {
+            eprintln!("[{label}] {line}");
+        } else if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).is_ok() {
+            eprintln!("{line}");
+        } else {
+            tracing::warn!(worker = %name, "{line}");
         }
     }
 }

@@ -40,11 +40,11 @@ impl RunLock {
             ))
             .into()),
             WaitPolicy::Wait => {
-                eprintln!("another run holds this database's run lock ({holder}); waiting for it to finish…");
+                shared::say!("another run holds this database's run lock ({holder}); waiting for it to finish…");
                 loop {
                     let got = try_lock(&mut conn).await?;
                     if got {
-                        eprintln!("run lock acquired");
+                        shared::say!("run lock acquired");
                         return Ok(RunLock { conn, url });
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;

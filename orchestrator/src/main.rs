@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use orchestrator::migrate;
-use orchestrator::{inspect, search};
+use orchestrator::{inspect, offline, search};
 use shared::plan::{Direction, RerunFlags};
 use shared::Config;
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ enum Command {
         #[arg(allow_hyphen_values = true)]
         target: String,
         #[command(flatten)]
+        sql: SqlArg,
+        #[command(flatten)]
         run: RunArgs,
     },
     /// Undo revisions down to a target: `base`, a revision id, prefix or
@@ -33,6 +35,8 @@ enum Command {
     Downgrade {
         #[arg(allow_hyphen_values = true)]
         target: String,
+        #[command(flatten)]
+        sql: SqlArg,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -163,6 +167,16 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
+struct SqlArg {
+    /// Offline mode: print the SQL the move would run and run nothing, with
+    /// no database (the DDL revisions only: extensions, schema). The target
+    /// may be `START:TARGET`; an upgrade starts from base without it, a
+    /// downgrade needs it.
+    #[arg(long, conflicts_with_all = ["no_wait", "with_workers", "worker_concurrency", "data_dir"])]
+    sql: bool,
+}
+
+#[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Exit at once (non-zero) if another run holds the database's run lock,
     /// instead of waiting for it.
@@ -265,7 +279,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            shared::logging::fatal("error", &e);
             exit_code(&e)
         }
     }
@@ -310,6 +324,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Bench { args } = cli.command {
         return Err(run_bench(&args));
     }
+    // Offline mode needs no configuration and no database.
+    match &cli.command {
+        Command::Upgrade { target, sql, .. } if sql.sql => {
+            print!("{}", offline::sql(target, Direction::Upgrade)?);
+            return Ok(());
+        }
+        Command::Downgrade { target, sql, .. } if sql.sql => {
+            print!("{}", offline::sql(target, Direction::Downgrade)?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let config = Config::from_env()?;
     if let Command::Evaluate {
         labels,
@@ -328,10 +354,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     match cli.command {
-        Command::Upgrade { target, run } => {
+        Command::Upgrade { target, run, .. } => {
             migrate(&config, &target, Direction::Upgrade, run).await
         }
-        Command::Downgrade { target, run } => {
+        Command::Downgrade { target, run, .. } => {
             migrate(&config, &target, Direction::Downgrade, run).await
         }
         Command::Rerun {
@@ -557,12 +583,12 @@ async fn migrate(
 
 fn report(summary: &migrate::Summary) {
     if summary.revisions.is_empty() {
-        eprintln!(
+        shared::say!(
             "nothing to do: the database is already at {}",
             summary.started_at.unwrap_or("base")
         );
     } else {
-        eprintln!(
+        shared::say!(
             "{} to {} finished in {:.1}s ({} revision(s))",
             summary.direction.as_str(),
             summary.target,

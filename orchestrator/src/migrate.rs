@@ -381,7 +381,7 @@ pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result
     let outcome = driver.stamp(new_head).await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
     outcome?;
-    eprintln!(
+    shared::say!(
         "stamped: alembic_version is now {} (nothing was run)",
         new_head.unwrap_or("(base)")
     );

@@ -20,7 +20,9 @@ pub struct PhaseProgress {
 
 impl PhaseProgress {
     pub fn start(title: String, total: i64, labels: PhaseLabels) -> PhaseProgress {
-        let bar = if std::io::stderr().is_terminal() {
+        let bar = if std::io::stderr().is_terminal()
+            && shared::logging::format() == shared::logging::Format::Text
+        {
             let bar = ProgressBar::new(total.max(0) as u64);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -33,7 +35,7 @@ impl PhaseProgress {
             bar.enable_steady_tick(Duration::from_millis(200));
             Some(bar)
         } else {
-            eprintln!("{title}: {total} tasks");
+            shared::say!("{title}: {total} tasks");
             None
         };
         PhaseProgress {
@@ -80,9 +82,11 @@ impl PhaseProgress {
             None => {
                 if *counts != self.last_counts && self.last_line.elapsed() >= Duration::from_secs(5)
                 {
-                    eprintln!(
+                    shared::say!(
                         "{}: {}/{} tasks done, {detail}",
-                        self.title, counts.done, counts.total
+                        self.title,
+                        counts.done,
+                        counts.total
                     );
                     self.last_line = Instant::now();
                 }
@@ -105,9 +109,9 @@ impl PhaseProgress {
         match self.bar {
             Some(bar) => {
                 bar.finish_and_clear();
-                eprintln!("{line}");
+                shared::say!("{line}");
             }
-            None => eprintln!("{line}"),
+            None => shared::say!("{line}"),
         }
     }
 }

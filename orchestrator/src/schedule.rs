@@ -334,7 +334,7 @@ pub async fn scheduler(config: &Config, name: &str, tick: Duration) -> anyhow::R
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(30);
-    eprintln!("scheduler {name}: firing due schedules (history kept {history_days} days)");
+    shared::say!("scheduler {name}: firing due schedules (history kept {history_days} days)");
     let mut stop = Box::pin(shutdown_signal());
     let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
     let mut in_hand = futures_util::stream::FuturesUnordered::new();
@@ -402,13 +402,13 @@ pub async fn scheduler(config: &Config, name: &str, tick: Duration) -> anyhow::R
         }
     }
     if !in_hand.is_empty() {
-        eprintln!(
+        shared::say!(
             "scheduler {name}: stopping once the {} fire(s) in hand finish",
             in_hand.len()
         );
     }
     while in_hand.next().await.is_some() {}
-    eprintln!("scheduler {name}: stopped");
+    shared::say!("scheduler {name}: stopped");
     pool.close().await;
     Ok(())
 }
@@ -588,7 +588,7 @@ async fn claim_due(conn: &mut PgConnection, by: &str) -> anyhow::Result<Option<C
 /// Runs a fire's action and records its outcome.
 async fn execute(config: &Config, pool: &PgPool, claimed: &Claimed) -> anyhow::Result<()> {
     let label = format!("schedule {}", claimed.schedule);
-    eprintln!("{label}: firing ({})", claimed.action);
+    shared::say!("{label}: firing ({})", claimed.action);
     let outcome = run_action(config, &claimed.action, &label).await;
     let (status, note) = match &outcome {
         Ok(()) => ("succeeded", None),
@@ -608,7 +608,7 @@ async fn execute(config: &Config, pool: &PgPool, claimed: &Claimed) -> anyhow::R
     .bind(&note)
     .execute(pool)
     .await?;
-    eprintln!(
+    shared::say!(
         "{label}: {status}{}",
         note.map(|n| format!(": {n}")).unwrap_or_default()
     );

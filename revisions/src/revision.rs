@@ -50,6 +50,14 @@ pub trait Planner: Send + Sync {
 
     async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>>;
 
+    /// The SQL of an upgrade or downgrade of this revision when it is pure
+    /// DDL, for `--sql` (offline mode, no database): the very statements its
+    /// executor runs, each ending with `;`, comments allowed. `None` (the
+    /// default): it moves data, and cannot run offline.
+    fn offline_sql(&self, _direction: Direction) -> Option<String> {
+        None
+    }
+
     /// Undoing the revision. By default nothing needs doing: the revision
     /// is recorded undone with no task (the extensions revision leaves its
     /// extensions, as the original's downgrade does). A revision whose

@@ -71,11 +71,7 @@ CREATE TABLE IF NOT EXISTS pipeline.revision_history (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Exactly as Alembic keeps it.
-CREATE TABLE IF NOT EXISTS public.alembic_version (
-    version_num varchar(32) NOT NULL,
-    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
-);
+-- public.alembic_version: shared/sql/alembic_version.sql, run after this file.
 
 -- Effects of the diagnostic no-op tasks (`orchestrator bench runtime
 -- --mark`): one row per completed task, written in the task's completing

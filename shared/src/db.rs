@@ -234,7 +234,11 @@ pub fn url_with_database(url: &str, database: &str) -> anyhow::Result<String> {
     Ok(parsed.to_string())
 }
 
-/// Creates or updates the pipeline's own tables.
+/// `public.alembic_version`, made with the pipeline's tables (and printed
+/// by `upgrade --sql` from base).
+pub const ALEMBIC_VERSION_SQL: &str = include_str!("../sql/alembic_version.sql");
+
+/// Creates or updates the pipeline's own tables and `alembic_version`.
 pub async fn ensure_pipeline_schema(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
@@ -245,6 +249,10 @@ pub async fn ensure_pipeline_schema(pool: &PgPool) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await
         .context("creating the pipeline tables")?;
+    sqlx::raw_sql(ALEMBIC_VERSION_SQL)
+        .execute(&mut *tx)
+        .await
+        .context("creating public.alembic_version")?;
     tx.commit().await?;
     Ok(())
 }

@@ -19,6 +19,8 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 pub struct ClaimedTask {
     pub id: i64,
     pub revision_run_id: i64,
+    /// The run (`pipeline.runs`) the task belongs to.
+    pub run_id: i64,
     pub revision: String,
     pub kind: String,
     pub phase: i32,
@@ -46,6 +48,7 @@ impl From<store::ClaimedRow> for ClaimedTask {
         ClaimedTask {
             id: row.id,
             revision_run_id: row.revision_run_id,
+            run_id: row.run_id,
             revision: row.revision,
             kind: row.kind,
             phase: row.phase,
@@ -187,6 +190,7 @@ mod tests {
         ClaimedTask {
             id: 1,
             revision_run_id: 1,
+            run_id: 1,
             revision: "r".into(),
             kind: kind.into(),
             phase: 0,

@@ -415,6 +415,26 @@ pub async fn delete_revision_run(pool: &PgPool, id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The statements that move `alembic_version` (with the head as `$1`), for
+/// [`set_version`] and for `--sql`, which prints them.
+pub const CLEAR_VERSION_SQL: &str = "DELETE FROM public.alembic_version";
+pub const SET_VERSION_SQL: &str = "INSERT INTO public.alembic_version (version_num) VALUES ($1)";
+
+/// `alembic_version` holds `new_head` (`None`: base, no row).
+async fn set_version(
+    tx: &mut Transaction<'_, Postgres>,
+    new_head: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query(CLEAR_VERSION_SQL).execute(&mut **tx).await?;
+    if let Some(head) = new_head {
+        sqlx::query(SET_VERSION_SQL)
+            .bind(head)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records a revision applied or undone, in one transaction: the new head in
 /// `alembic_version` (`None`: base), the history, the revision run done, and
 /// unfinished runs of `overtaken` revisions abandoned, since what they did is
@@ -431,15 +451,7 @@ pub async fn record_revision(
     let mut tx = pool.begin().await?;
     // First: a run that is no longer the caller's records nothing.
     mark_revision_run_done(&mut tx, revision_run_id, run_id).await?;
-    sqlx::query("DELETE FROM public.alembic_version")
-        .execute(&mut *tx)
-        .await?;
-    if let Some(head) = new_head {
-        sqlx::query("INSERT INTO public.alembic_version (version_num) VALUES ($1)")
-            .bind(head)
-            .execute(&mut *tx)
-            .await?;
-    }
+    set_version(&mut tx, new_head).await?;
     sqlx::query(
         "INSERT INTO pipeline.revision_history (revision, direction, run_id) VALUES ($1, $2, $3)",
     )
@@ -469,15 +481,7 @@ pub async fn record_revision(
 /// what the version says.
 pub async fn stamp(pool: &PgPool, run_id: i64, new_head: Option<&str>) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM public.alembic_version")
-        .execute(&mut *tx)
-        .await?;
-    if let Some(head) = new_head {
-        sqlx::query("INSERT INTO public.alembic_version (version_num) VALUES ($1)")
-            .bind(head)
-            .execute(&mut *tx)
-            .await?;
-    }
+    set_version(&mut tx, new_head).await?;
     sqlx::query(
         "INSERT INTO pipeline.revision_history (revision, direction, run_id) VALUES ($1, 'stamp', $2)",
     )
@@ -1000,6 +1004,8 @@ pub async fn unlock_task(conn: &mut PgConnection, task_id: i64) -> anyhow::Resul
 pub struct ClaimedRow {
     pub id: i64,
     pub revision_run_id: i64,
+    /// The run (`pipeline.runs`) of the revision run.
+    pub run_id: i64,
     pub revision: String,
     pub kind: String,
     pub phase: i32,
@@ -1017,14 +1023,17 @@ pub async fn claim_task(
     task_id: i64,
     worker: &str,
 ) -> anyhow::Result<Option<ClaimedRow>> {
-    let claimed: Option<(i64, String, String, i32, serde_json::Value, i32, i32)> = sqlx::query_as(
+    #[allow(clippy::type_complexity)]
+    let claimed: Option<(i64, i64, String, String, i32, serde_json::Value, i32, i32)> = sqlx::query_as(
         "UPDATE pipeline.tasks
             SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp(),
                 heartbeat_at = clock_timestamp()
           WHERE id = $1 AND status NOT IN ($4, $5) AND attempts < max_attempts
             AND EXISTS (SELECT 1 FROM pipeline.revision_runs r
                          WHERE r.id = pipeline.tasks.revision_run_id AND r.status = 'running')
-          RETURNING revision_run_id, revision, kind, phase, payload, attempts, max_attempts",
+          RETURNING revision_run_id,
+                    (SELECT r.run_id FROM pipeline.revision_runs r WHERE r.id = pipeline.tasks.revision_run_id),
+                    revision, kind, phase, payload, attempts, max_attempts",
     )
     .bind(task_id)
     .bind(worker)
@@ -1034,15 +1043,18 @@ pub async fn claim_task(
     .fetch_optional(conn)
     .await?;
     Ok(claimed.map(
-        |(revision_run_id, revision, kind, phase, payload, attempt, max_attempts)| ClaimedRow {
-            id: task_id,
-            revision_run_id,
-            revision,
-            kind,
-            phase,
-            payload,
-            attempt,
-            max_attempts,
+        |(revision_run_id, run_id, revision, kind, phase, payload, attempt, max_attempts)| {
+            ClaimedRow {
+                id: task_id,
+                revision_run_id,
+                run_id,
+                revision,
+                kind,
+                phase,
+                payload,
+                attempt,
+                max_attempts,
+            }
         },
     ))
 }

@@ -815,7 +815,8 @@ async fn a_database_in_the_earlier_layout_is_refused_and_left_unchanged() {
 async fn a_log_written_to_a_file_or_pipe_has_no_colour_escapes() {
     let env = TestEnv::new("no_colour_escapes").await;
     // stderr is a pipe here, as a log file or a platform's collector would
-    // be; the local workers inherit it, so both binaries' lines are in it.
+    // be; the orchestrator relays its local workers' lines into it, so both
+    // binaries' lines are in it.
     let out = env
         .orchestrator(&["upgrade", SCHEMA, "--with-workers", "1"])
         .await;

@@ -300,3 +300,116 @@ async fn status_watch_follows_a_run_to_its_end_and_schedules_list_as_json() {
     assert_eq!(listed[0]["last_fire"], serde_json::Value::Null);
     env.cleanup().await;
 }
+
+/// `upgrade --sql` / `downgrade --sql`: Alembic's offline mode prints the
+/// DDL revisions' SQL, the very statements the workers run, and changes
+/// nothing; it needs no database at all; a data revision is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_mode_prints_the_ddl_and_changes_nothing() {
+    let mut env = TestEnv::new("cli_offline_sql").await;
+    let tables = "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'pipeline')";
+
+    let up = env.orchestrator(&["upgrade", SCHEMA, "--sql"]).await;
+    assert_success(&up);
+    let script = String::from_utf8_lossy(&up.stdout).into_owned();
+    for expected in [
+        "CREATE TABLE IF NOT EXISTS public.alembic_version",
+        &format!("-- Running upgrade  -> {EXTENSIONS} (extensions)"),
+        "CREATE EXTENSION IF NOT EXISTS vector CASCADE;",
+        "CREATE EXTENSION IF NOT EXISTS age CASCADE;",
+        &format!("INSERT INTO public.alembic_version (version_num) VALUES ('{EXTENSIONS}');"),
+        &format!("-- Running upgrade {EXTENSIONS} -> {SCHEMA} (schema)"),
+        "CREATE TABLE public.products (",
+        "CREATE TABLE public.product_reviews (",
+        "DELETE FROM public.alembic_version;",
+        &format!("INSERT INTO public.alembic_version (version_num) VALUES ('{SCHEMA}');"),
+        "COMMIT;",
+    ] {
+        assert!(script.contains(expected), "{expected} in:\n{script}");
+    }
+    // The schema's SQL is the executor's, whole.
+    assert!(script.contains(revisions::schema::UPGRADE_SQL.trim_end()));
+    assert_eq!(env.scalar(tables).await, 0, "--sql made a table");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pipeline'")
+            .await,
+        0
+    );
+    assert_eq!(env.current_revision().await, None);
+
+    // No database is read: the same script with an unreachable one.
+    env.set_env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nowhere");
+    let offline = env.orchestrator(&["upgrade", SCHEMA, "--sql"]).await;
+    assert_success(&offline);
+    assert_eq!(offline.stdout, up.stdout);
+
+    // A data revision in the range is refused, naming it, printing nothing.
+    for args in [
+        &["upgrade", SEED, "--sql"][..],
+        &["upgrade", "schema:head", "--sql"],
+        &["downgrade", "seed:base", "--sql"],
+    ] {
+        let refused = env.orchestrator(args).await;
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&refused)
+        );
+        assert!(
+            text(&refused).contains("cannot run offline"),
+            "{}",
+            text(&refused)
+        );
+        assert!(refused.stdout.is_empty(), "{}", text(&refused));
+    }
+    let seed = text(&env.orchestrator(&["upgrade", SEED, "--sql"]).await);
+    assert!(
+        seed.contains(&format!("revision {SEED} (seed) cannot run offline")),
+        "{seed}"
+    );
+    // Offline, a downgrade must say where it starts.
+    let no_start = env.orchestrator(&["downgrade", "base", "--sql"]).await;
+    assert_eq!(no_start.status.code(), Some(2), "{}", text(&no_start));
+
+    let down = env
+        .orchestrator(&["downgrade", &format!("{SCHEMA}:base"), "--sql"])
+        .await;
+    assert_success(&down);
+    let down_script = String::from_utf8_lossy(&down.stdout).into_owned();
+    for expected in [
+        &format!("-- Running downgrade {SCHEMA} -> {EXTENSIONS} (schema)"),
+        "DROP TABLE IF EXISTS public.products;",
+        "DROP TABLE IF EXISTS public.product_reviews;",
+        "DROP TYPE IF EXISTS public.personalized_product_section_status;",
+        &format!("INSERT INTO public.alembic_version (version_num) VALUES ('{EXTENSIONS}');"),
+        &format!("-- Running downgrade {EXTENSIONS} ->  (extensions)"),
+    ] {
+        assert!(
+            down_script.contains(expected),
+            "{expected} in:\n{down_script}"
+        );
+    }
+
+    // What was printed is SQL that does what the online move does.
+    sqlx::raw_sql(&script).execute(&env.pool).await.unwrap();
+    assert_eq!(env.current_revision().await.as_deref(), Some(SCHEMA));
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'products'"
+        )
+        .await,
+        1
+    );
+    sqlx::raw_sql(&down_script)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(env.current_revision().await, None);
+    let gone: bool = sqlx::query_scalar("SELECT to_regclass('public.products') IS NULL")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(gone, "the printed downgrade dropped the tables");
+    env.cleanup().await;
+}

@@ -2,6 +2,7 @@ use clap::Parser;
 use shared::catalogue::Role;
 use shared::Config;
 use std::time::Duration;
+use tracing::Instrument;
 use workers::runtime::{self, WorkerOptions};
 
 /// Consumes pipeline tasks from RabbitMQ and executes them against PostgreSQL.
@@ -24,6 +25,10 @@ struct Args {
     /// METRICS_ADDR; unset: no server).
     #[arg(long, value_name = "HOST:PORT", global = true)]
     metrics_addr: Option<String>,
+    /// A label for this worker's name (`LABEL@host:pid`; without it,
+    /// `host:pid`): in its log lines and in the task rows it claims.
+    #[arg(long)]
+    label: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -41,16 +46,20 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     shared::logging::init();
     let args = Args::parse();
-    match run(args).await {
+    let name = shared::logging::worker_name(args.label.as_deref(), std::process::id());
+    // Every line of this process carries the worker's name (JSON: `worker`);
+    // at the error level, so that it is there whatever `RUST_LOG` lets through.
+    let span = tracing::error_span!("worker", worker = %name);
+    match run(args, name).instrument(span.clone()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("worker: {e:#}");
+            span.in_scope(|| shared::logging::fatal("worker", &e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, name: String) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
     if args.metrics_addr.is_some() {
         config.metrics_addr = args.metrics_addr.clone();
@@ -66,8 +75,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let concurrency = args.concurrency.unwrap_or(config.worker_concurrency).max(1);
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let name = format!("{}:{}", host.trim(), std::process::id());
     if let Some(addr) = &config.metrics_addr {
         shared::metrics::serve(addr, shared::metrics::Readiness::Worker).await?;
     }

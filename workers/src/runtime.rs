@@ -71,6 +71,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -203,11 +204,14 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         database: tokio::sync::OnceCell::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_shutdown_signal().await;
-        tracing::info!("shutdown signal: no new tasks; finishing the ones in hand");
-        let _ = stop_tx.send(true);
-    });
+    tokio::spawn(
+        async move {
+            wait_for_shutdown_signal().await;
+            tracing::info!("shutdown signal: no new tasks; finishing the ones in hand");
+            let _ = stop_tx.send(true);
+        }
+        .in_current_span(),
+    );
 
     let slots = Arc::new(Semaphore::new(options.concurrency));
     let topology = Topology::from_config(&shared.config);
@@ -364,10 +368,13 @@ async fn consume(
             Some((role, Some(Ok(delivery)))) => {
                 let shared = shared.clone();
                 let publisher = publisher.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    handle_delivery(&shared, &publisher, role, delivery).await;
-                });
+                tokio::spawn(
+                    async move {
+                        let _permit = permit;
+                        handle_delivery(&shared, &publisher, role, delivery).await;
+                    }
+                    .in_current_span(),
+                );
             }
             Some((_, Some(Err(e)))) => return SessionEnd::ConnectionLost(e.to_string()),
             Some((role, None)) => {
@@ -457,7 +464,11 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
             Outcome::Rejected
         }
         Ok(message) if !same_database(shared, &message).await => Outcome::Rejected,
-        Ok(message) => match process(shared, publisher, &message).boxed().await {
+        Ok(message) => match process(shared, publisher, &message)
+            .instrument(task_span(&message))
+            .boxed()
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!("task {}: {e:#}; requeueing the message", message.task_id);
@@ -501,6 +512,22 @@ fn count_dead_letter(role: Role, body: &[u8]) {
         .as_ref()
         .map_or(("", ""), |m| (m.revision.as_str(), m.kind.as_str()));
     metrics::dead_lettered(revision, role.as_str(), kind);
+}
+
+/// The span of one task's delivery: every line logged while it is handled
+/// carries the task's fields (and the worker's, from the worker's span);
+/// `run` and `attempt` are known once it is claimed. At the error level, so
+/// that it is there whatever level `RUST_LOG` lets through.
+fn task_span(message: &TaskMessage) -> tracing::Span {
+    tracing::error_span!(
+        "task",
+        run = tracing::field::Empty,
+        revision = %message.revision,
+        task = message.task_id,
+        kind = %message.kind,
+        role = %message.role,
+        attempt = tracing::field::Empty,
+    )
 }
 
 fn preview(body: &[u8]) -> String {
@@ -583,6 +610,9 @@ async fn run_claimed(
         return Ok(Outcome::SkippedDone);
     };
     let task = ClaimedTask::from(row);
+    tracing::Span::current()
+        .record("run", task.run_id)
+        .record("attempt", task.attempt);
     let executor = shared
         .executors
         .get(task.revision.as_str())

@@ -14,7 +14,7 @@ use crate::revision::{Executor, Planner, Revision};
 use serde::{Deserialize, Serialize};
 use shared::catalogue::Role;
 use shared::exec::{Completed, Permanent, TaskContext};
-use shared::plan::{Phase, PlanContext};
+use shared::plan::{Direction, Phase, PlanContext};
 use sqlx::{Connection, Executor as _};
 
 pub const REVISION: Revision = Revision {
@@ -61,10 +61,35 @@ pub fn choose(available: &[String]) -> Result<(Vec<String>, Vec<String>), String
     ))
 }
 
+/// The statement that creates one extension (run by the executor, printed
+/// by `upgrade --sql`).
+pub fn create_sql(name: &str) -> String {
+    format!("CREATE EXTENSION IF NOT EXISTS {name} CASCADE")
+}
+
 struct ExtensionsPlanner;
 
 #[async_trait::async_trait]
 impl Planner for ExtensionsPlanner {
+    /// Offline, what the server has is not known: the required extensions,
+    /// and the optional ones as comments (online, created where the server
+    /// has them). The downgrade leaves them: no statement.
+    fn offline_sql(&self, direction: Direction) -> Option<String> {
+        match direction {
+            Direction::Upgrade => {
+                let required = REQUIRED.iter().map(|name| format!("{};\n", create_sql(name)));
+                let optional = OPTIONAL.iter().map(|name| {
+                    format!("-- only where the server has it (online, pg_available_extensions decides):\n-- {};\n", create_sql(name))
+                });
+                Some(required.chain(optional).collect())
+            }
+            Direction::Downgrade => Some(
+                "-- nothing: the downgrade leaves the extensions, as the original's does\n".into(),
+            ),
+            Direction::Rerun => None,
+        }
+    }
+
     async fn upgrade(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         let wanted: Vec<&str> = REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect();
         let available: Vec<String> = sqlx::query_scalar(
@@ -74,7 +99,7 @@ impl Planner for ExtensionsPlanner {
         .fetch_all(ctx.pool)
         .await?;
         let (create, absent) = choose(&available).map_err(anyhow::Error::msg)?;
-        eprintln!(
+        shared::say!(
             "extensions: creating {} (where not there yet); absent on this server: {}",
             create.join(", "),
             if absent.is_empty() {
@@ -115,7 +140,7 @@ impl Executor for ExtensionsExecutor {
                 continue;
             }
             (&mut *tx)
-                .execute(format!("CREATE EXTENSION IF NOT EXISTS {name} CASCADE").as_str())
+                .execute(create_sql(name).as_str())
                 .await
                 .map_err(|e| Permanent::new(format!("creating extension {name}: {e}")))?;
             created.push(name.as_str());

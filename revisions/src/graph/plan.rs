@@ -185,7 +185,7 @@ impl GraphPlanner {
         }
         let sentiment = elements::sentiment_source(pool, ctx.config.graph.sentiment_edges).await?;
         if sentiment != ctx.config.graph.sentiment_edges {
-            eprintln!(
+            shared::say!(
                 "graph: GRAPH_SENTIMENT_EDGES is {} but public.review_feature_sentiments does not exist; \
                  sentiment edges come from product_reviews.feature_id / sentiment",
                 ctx.config.graph.sentiment_edges
@@ -211,7 +211,7 @@ impl Planner for GraphPlanner {
     /// graph (none, or the original migration's) is built afresh.
     async fn rerun(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         if !built_here(ctx.pool).await? {
-            eprintln!(
+            shared::say!(
                 "graph: {GRAPH_NAME} was not built by this revision (or does not exist); rebuilding it from scratch"
             );
             return self.full(ctx).await;
@@ -264,7 +264,7 @@ async fn warn_unless_preloaded(pool: &PgPool) -> anyhow::Result<()> {
         .map(|l| l.trim().trim_matches('"'))
         .any(|l| l == "age" || l.ends_with("/age"));
     if !preloaded {
-        eprintln!(
+        shared::say!(
             "graph: WARNING: this PostgreSQL server does not preload AGE (shared_preload_libraries = {libraries:?}); \
              the graph builds, but the shop's cypher() calls fail on connections that never ran LOAD 'age'. \
              Add age to shared_preload_libraries and restart the server (scripts/services.sh and the compose image do)"

@@ -17,7 +17,7 @@ pub const REVISION: Revision = Revision {
 };
 
 /// The SQL that creates the application's tables (also what a test uses to
-/// make a database "the original started").
+/// make a database "the original started", and what `upgrade --sql` prints).
 pub const UPGRADE_SQL: &str = include_str!("1b33292593a9.upgrade.sql");
 pub const DOWNGRADE_SQL: &str = include_str!("1b33292593a9.downgrade.sql");
 
@@ -33,8 +33,7 @@ struct SchemaExecutor;
 #[async_trait::async_trait]
 impl Executor for SchemaExecutor {
     async fn execute(&self, ctx: TaskContext<'_>) -> anyhow::Result<Completed> {
-        let task: SchemaTask = ctx.task.typed()?;
-        let sql = match task {
+        let sql = match ctx.task.typed()? {
             SchemaTask::Upgrade => UPGRADE_SQL,
             SchemaTask::Downgrade => DOWNGRADE_SQL,
         };

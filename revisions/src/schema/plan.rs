@@ -3,7 +3,7 @@
 use super::SchemaTask;
 use crate::revision::Planner;
 use shared::catalogue::Role;
-use shared::plan::{Phase, PlanContext};
+use shared::plan::{Direction, Phase, PlanContext};
 
 pub struct SchemaPlanner;
 
@@ -16,6 +16,15 @@ impl Planner for SchemaPlanner {
             "create the application tables",
             &SchemaTask::Upgrade,
         ))
+    }
+
+    /// What the executor runs (`super::UPGRADE_SQL`, `super::DOWNGRADE_SQL`).
+    fn offline_sql(&self, direction: Direction) -> Option<String> {
+        match direction {
+            Direction::Upgrade => Some(super::UPGRADE_SQL.to_string()),
+            Direction::Downgrade => Some(super::DOWNGRADE_SQL.to_string()),
+            Direction::Rerun => None,
+        }
     }
 
     async fn downgrade(&self, _ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {

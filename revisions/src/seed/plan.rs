@@ -139,7 +139,7 @@ impl SeedPlanner {
             Direction::Rerun => Mode::Merge,
             _ if all_empty(ctx.pool).await? => Mode::Fresh,
             _ => {
-                eprintln!("seed: the tables already hold rows, so this run merges (upsert by id) instead of loading fresh");
+                shared::say!("seed: the tables already hold rows, so this run merges (upsert by id) instead of loading fresh");
                 Mode::Merge
             }
         };
@@ -162,7 +162,7 @@ impl SeedPlanner {
             });
         }
         if !older.is_empty() {
-            eprintln!(
+            shared::say!(
                 "seed: {} is (partly) in the older naming of the original; mapped {}",
                 data_dir.display(),
                 older.join("; ")
