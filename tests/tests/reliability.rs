@@ -20,14 +20,8 @@ async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
-    let mut env = TestEnv::new("lost_queue").await;
-    env.set_env("TASK_RECONCILE_SECS", "2");
-    let run = env.spawn_noop_run(8, 50);
-    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
-        .await;
-    // Every message goes with the queues.
+/// Deletes the test's work queues, and every message in them.
+async fn delete_work_queues(env: &TestEnv) {
     let connection =
         lapin::Connection::connect(&testkit::amqp_url(), lapin::ConnectionProperties::default())
             .await
@@ -42,6 +36,17 @@ async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again
             .await;
     }
     let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
+    let mut env = TestEnv::new("lost_queue").await;
+    env.set_env("TASK_RECONCILE_SECS", "2");
+    let run = env.spawn_noop_run(8, 50);
+    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
+        .await;
+    // Every message goes with the queues.
+    delete_work_queues(&env).await;
     env.start_worker(&["--role", "all"]);
     let output = finished(run, Duration::from_secs(120)).await;
     assert_success(&output);
@@ -551,20 +556,7 @@ async fn a_worker_publishes_again_the_tasks_of_a_deleted_queue_without_the_orche
     env.wait_for_tasks("queued", 8, Duration::from_secs(60))
         .await;
     run.kill().await.unwrap();
-    let connection =
-        lapin::Connection::connect(&testkit::amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    for role in Role::ALL {
-        let _ = channel
-            .queue_delete(
-                env.topology().work_queue(role).as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = connection.close(200, "done".into()).await;
+    delete_work_queues(&env).await;
     // Two workers reconciling at once publish each task once per period.
     env.start_worker(&["--role", "all"]);
     env.start_worker(&["--role", "all"]);
