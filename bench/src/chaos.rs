@@ -385,7 +385,9 @@ async fn apply(
         }
         Fault::DeleteQueue => {
             let role = Role::ALL[rng.gen_range(0..Role::ALL.len())];
-            let queue = shared::queue::Topology::from_config(config).work_queue(role);
+            let queue = shared::queue::Topology::explicit(config)
+                .context("a scratch room names its QUEUE_PREFIX")?
+                .work_queue(role);
             let connection = shared::queue::connect(config, "bench chaos", Duration::ZERO).await?;
             let channel = connection.create_channel().await?;
             let dropped = channel

@@ -146,7 +146,10 @@ fn worker_env(config: &Config) -> Vec<(&'static str, String)> {
     let e = &config.embedding;
     vec![
         ("DATABASE_URL", config.database_url.expose().to_string()),
-        ("QUEUE_PREFIX", config.queue_prefix.clone()),
+        (
+            "QUEUE_PREFIX",
+            config.queue_prefix.clone().unwrap_or_default(),
+        ),
         ("DATA_DIR", config.data_dir.display().to_string()),
         ("MEM0_EMBEDDING_MODEL_DIMS", config.memory_dims.to_string()),
         ("EMBEDDING_PROVIDER", "openai".into()),

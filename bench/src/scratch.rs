@@ -79,7 +79,7 @@ impl Room {
         .await?;
         let mut config = config.clone();
         config.database_url = ConnectionUrl::new(url);
-        config.queue_prefix = format!("bench-{name}-{tag}");
+        config.queue_prefix = Some(format!("bench-{name}-{tag}"));
         config.data_dir = data_dir.clone();
         Ok(Room {
             config,
@@ -104,7 +104,10 @@ impl Room {
                 "DATABASE_URL",
                 self.config.database_url.expose().to_string(),
             ),
-            ("QUEUE_PREFIX", self.config.queue_prefix.clone()),
+            (
+                "QUEUE_PREFIX",
+                self.config.queue_prefix.clone().unwrap_or_default(),
+            ),
             ("DATA_DIR", self.data_dir.display().to_string()),
             ("EMBEDDING_PROVIDER", "openai".into()),
             ("OPENAI_BASE_URL", server.base_url()),
@@ -125,10 +128,9 @@ impl Room {
         if let Ok(connection) =
             shared::queue::connect(&self.config, "bench clean-up", Duration::ZERO).await
         {
-            if let Ok(channel) = connection.create_channel().await {
-                shared::queue::Topology::from_config(&self.config)
-                    .delete(&channel)
-                    .await;
+            let topology = shared::queue::Topology::explicit(&self.config);
+            if let (Ok(channel), Some(topology)) = (connection.create_channel().await, topology) {
+                topology.delete(&channel).await;
             }
             let _ = connection.close(200, "done".into()).await;
         }
@@ -186,7 +188,10 @@ pub async fn seeded(config: &Config, options: &RunOptions) -> anyhow::Result<dri
 pub fn base_env(config: &Config) -> Vec<(&'static str, &str)> {
     vec![
         ("DATABASE_URL", config.database_url.expose()),
-        ("QUEUE_PREFIX", config.queue_prefix.as_str()),
+        (
+            "QUEUE_PREFIX",
+            config.queue_prefix.as_deref().unwrap_or_default(),
+        ),
         ("DATA_DIR", config.data_dir.to_str().unwrap_or("data")),
         ("RUST_LOG", "warn"),
     ]

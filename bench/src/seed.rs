@@ -68,7 +68,10 @@ async fn run(
         bench.concurrency,
         &[
             ("DATABASE_URL", url.as_str()),
-            ("QUEUE_PREFIX", config.queue_prefix.as_str()),
+            (
+                "QUEUE_PREFIX",
+                config.queue_prefix.as_deref().unwrap_or_default(),
+            ),
             ("DATA_DIR", dir.as_str()),
         ],
     )?;

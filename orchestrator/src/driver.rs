@@ -68,14 +68,19 @@ impl Broker {
     async fn publisher(&mut self) -> anyhow::Result<&Publisher> {
         let alive = self.publisher.as_ref().is_some_and(|p| p.is_connected());
         if !alive {
+            let topology = Topology::for_database(&self.config, self.database);
             let connection = shared::queue::connect(
                 &self.config,
-                &format!("orchestrator {}", self.config.queue_prefix),
+                &format!("orchestrator {}", topology.prefix()),
                 Duration::from_secs(120),
             )
             .await?;
-            let mut publisher =
-                Publisher::open(&connection, Topology::from_config(&self.config)).await?;
+            let mut publisher = Publisher::open(
+                &connection,
+                topology,
+                Duration::from_secs(self.config.confirm_timeout_secs),
+            )
+            .await?;
             publisher.stamp_database(self.database);
             shared::metrics::broker_connected(connection.status().clone());
             self.connection = Some(connection);
@@ -436,21 +441,18 @@ impl Driver {
         let orphans =
             store::requeue_orphans(&self.pool, revision_run_id, phase, ORPHAN_AFTER).await?;
         let stale = store::take_back_stale(&self.pool, revision_run_id, phase, lease).await?;
+        let watched = store::Watched::Phase {
+            revision_run_id,
+            phase,
+        };
         let mut drained = Vec::new();
-        for role in store::waiting_roles(&self.pool, revision_run_id, phase).await? {
+        for role in store::waiting_roles(&self.pool, watched, Duration::ZERO).await? {
             match self.broker.ready_messages(role).await {
                 Ok(0) | Err(_) => drained.push(role),
                 Ok(_) => {}
             }
         }
-        let lost = store::possibly_lost(
-            &self.pool,
-            revision_run_id,
-            phase,
-            &drained,
-            reconcile_after,
-        )
-        .await?;
+        let lost = store::possibly_lost(&self.pool, watched, &drained, reconcile_after).await?;
         if !orphans.is_empty() {
             tracing::warn!(
                 "{} task(s) were claimed by workers that are gone; publishing them again",

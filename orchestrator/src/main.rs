@@ -428,7 +428,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             search::run(&config, &connect(&config).await?, &query, target, k).await
         }
         Command::Config => {
+            let derived = derived_queue_prefix(&config).await;
             for (name, value) in config.describe() {
+                let value = match (name, &derived) {
+                    ("QUEUE_PREFIX", Some(prefix)) => {
+                        format!("{prefix} (unset: derived from the database's identity)")
+                    }
+                    _ => value,
+                };
                 println!("{name:<34} {value}");
             }
             Ok(())
@@ -496,6 +503,25 @@ async fn evaluate(
         anyhow::Ok(())
     })
     .await?
+}
+
+/// The queue prefix the pipeline uses on this database when `QUEUE_PREFIX`
+/// is unset (`None` when it is set, or the database or its identity cannot
+/// be read within a few seconds: `config` then says how it is derived).
+async fn derived_queue_prefix(config: &Config) -> Option<String> {
+    if config.queue_prefix.is_some() {
+        return None;
+    }
+    let pool = shared::db::connect(config, 1, Duration::from_secs(3))
+        .await
+        .ok()?;
+    let identity = shared::store::database_identity_if_made(&pool).await.ok()?;
+    pool.close().await;
+    identity.map(|id| {
+        shared::queue::Topology::for_database(config, id)
+            .prefix()
+            .to_string()
+    })
 }
 
 async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS pipeline.tasks (
     label           text        NOT NULL,
     payload         jsonb       NOT NULL,
     status          text        NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'queued', 'running', 'retrying', 'done', 'failed')),
+                    CHECK (status IN ('pending', 'queued', 'running', 'retrying', 'done', 'failed', 'cancelled')),
     attempts        integer     NOT NULL DEFAULT 0,
     max_attempts    integer     NOT NULL,
     last_error      text,
@@ -61,6 +61,18 @@ ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
 -- lease went stale.
 ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS duplicates integer NOT NULL DEFAULT 0;
 ALTER TABLE pipeline.tasks ADD COLUMN IF NOT EXISTS taken_back integer NOT NULL DEFAULT 0;
+-- `cancelled`: left unfinished when its revision run failed. Databases made
+-- before it existed get the wider check once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                    WHERE conname = 'tasks_status_check' AND conrelid = 'pipeline.tasks'::regclass
+                      AND pg_get_constraintdef(oid) LIKE '%cancelled%') THEN
+        ALTER TABLE pipeline.tasks DROP CONSTRAINT IF EXISTS tasks_status_check;
+        ALTER TABLE pipeline.tasks ADD CONSTRAINT tasks_status_check
+            CHECK (status IN ('pending', 'queued', 'running', 'retrying', 'done', 'failed', 'cancelled'));
+    END IF;
+END $$;
 
 -- Every revision applied or undone, when, and by which run.
 CREATE TABLE IF NOT EXISTS pipeline.revision_history (

@@ -528,9 +528,11 @@ pub struct EnrichmentConfig {
 pub struct Config {
     pub database_url: ConnectionUrl,
     pub amqp_url: ConnectionUrl,
-    /// Prefix of every exchange and queue name; lets several pipelines (or
-    /// tests) share one broker without seeing each other's tasks.
-    pub queue_prefix: String,
+    /// `QUEUE_PREFIX`: the prefix of every exchange and queue name, when
+    /// set. Unset, the prefix is derived from the database's identity
+    /// (`agenticshop-<uuid>`, see `queue::Topology::for_database`), so that
+    /// several databases share one broker without seeing each other's tasks.
+    pub queue_prefix: Option<String>,
     pub data_dir: PathBuf,
     /// Attempts per task before it is dead-lettered.
     pub task_max_attempts: i32,
@@ -549,6 +551,12 @@ pub struct Config {
     /// A task waiting this long with no message for it anywhere in sight is
     /// published again.
     pub task_reconcile_secs: u64,
+    /// How often each worker reconciles the tasks of its roles
+    /// (`TASK_RECONCILE_EVERY_SECS`, 10).
+    pub task_reconcile_every_secs: u64,
+    /// How long a publish waits for the broker's confirm before it counts
+    /// as failed (`CONFIRM_TIMEOUT_SECS`, 30).
+    pub confirm_timeout_secs: u64,
     /// Tasks a worker process runs at once.
     pub worker_concurrency: usize,
     /// CSV records per seed task.
@@ -922,17 +930,18 @@ impl Config {
             shown: amqp_url.redacted(),
             reason: format!("{e:#}"),
         })?;
-        let queue_prefix = src.string("QUEUE_PREFIX", "agenticshop");
-        if queue_prefix.is_empty()
-            || !queue_prefix
+        let queue_prefix = src.get("QUEUE_PREFIX").map(str::to_string);
+        if let Some(prefix) = &queue_prefix {
+            if !prefix
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        {
-            return Err(ConfigError::Invalid {
-                variable: "QUEUE_PREFIX",
-                shown: queue_prefix,
-                reason: "expected letters, digits, '_', '-' or '.'".into(),
-            });
+            {
+                return Err(ConfigError::Invalid {
+                    variable: "QUEUE_PREFIX",
+                    shown: prefix.clone(),
+                    reason: "expected letters, digits, '_', '-' or '.'".into(),
+                });
+            }
         }
         let memory_table = src.identifier("MEM0_MEMORY_TABLE_NAME", "memories")?;
         crate::table_names::check(&crate::table_names::configured(
@@ -950,6 +959,8 @@ impl Config {
             task_lock_timeout_secs: src.positive("TASK_LOCK_TIMEOUT_SECS", 5u64)?,
             task_deadlines: src.parse("TASK_DEADLINE_SECS", TaskDeadlines::default())?,
             task_reconcile_secs: src.positive("TASK_RECONCILE_SECS", 90u64)?,
+            task_reconcile_every_secs: src.positive("TASK_RECONCILE_EVERY_SECS", 10u64)?,
+            confirm_timeout_secs: src.positive("CONFIRM_TIMEOUT_SECS", 30u64)?,
             worker_concurrency: src.positive("WORKER_CONCURRENCY", 4usize)?,
             seed_task_rows: src.positive("SEED_TASK_ROWS", 50_000u64)?,
             memory_table,
@@ -974,7 +985,15 @@ impl Config {
         vec![
             ("DATABASE_URL", self.database_url.redacted()),
             ("AMQP_URL", self.amqp_url.redacted()),
-            ("QUEUE_PREFIX", self.queue_prefix.clone()),
+            (
+                "QUEUE_PREFIX",
+                self.queue_prefix.clone().unwrap_or_else(|| {
+                    format!(
+                        "(unset: {}-<database identity>)",
+                        crate::queue::DEFAULT_PREFIX
+                    )
+                }),
+            ),
             ("DATA_DIR", self.data_dir.display().to_string()),
             ("TASK_MAX_ATTEMPTS", self.task_max_attempts.to_string()),
             ("TASK_LEASE_SECS", self.task_lease_secs.to_string()),
@@ -984,6 +1003,14 @@ impl Config {
             ),
             ("TASK_DEADLINE_SECS", self.task_deadlines.to_string()),
             ("TASK_RECONCILE_SECS", self.task_reconcile_secs.to_string()),
+            (
+                "TASK_RECONCILE_EVERY_SECS",
+                self.task_reconcile_every_secs.to_string(),
+            ),
+            (
+                "CONFIRM_TIMEOUT_SECS",
+                self.confirm_timeout_secs.to_string(),
+            ),
             ("WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             ("SEED_TASK_ROWS", self.seed_task_rows.to_string()),
             ("MEM0_MEMORY_TABLE_NAME", self.memory_table.clone()),

@@ -23,7 +23,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::time::Duration;
 
@@ -40,6 +40,10 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(60),
 ];
 
+/// What the default prefix starts with: with `QUEUE_PREFIX` unset, the
+/// prefix is `agenticshop-<the database's identity>`.
+pub const DEFAULT_PREFIX: &str = "agenticshop";
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
@@ -52,8 +56,23 @@ impl Topology {
         }
     }
 
-    pub fn from_config(config: &Config) -> Self {
-        Topology::new(&config.queue_prefix)
+    /// The topology of the database whose identity (`pipeline.identity`) is
+    /// `database`: `QUEUE_PREFIX` when set, else `agenticshop-<database>`,
+    /// so that two databases on one broker never share a queue unless told
+    /// to. The orchestrator and the workers both name their queues so.
+    pub fn for_database(config: &Config, database: uuid::Uuid) -> Self {
+        Topology::explicit(config)
+            .unwrap_or_else(|| Topology::new(&format!("{DEFAULT_PREFIX}-{database}")))
+    }
+
+    /// The topology `QUEUE_PREFIX` names, if it is set (then no database
+    /// identity is needed to know it).
+    pub fn explicit(config: &Config) -> Option<Self> {
+        config.queue_prefix.as_deref().map(Topology::new)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn exchange(&self) -> String {
@@ -125,6 +144,24 @@ impl Topology {
                 )
                 .await;
         }
+    }
+
+    /// Messages ready in a role's work queue; an error when the queue is
+    /// gone (which also closes `channel`).
+    pub async fn ready_messages(&self, channel: &Channel, role: Role) -> anyhow::Result<u32> {
+        let queue = self.work_queue(role);
+        let declared = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("looking at queue {queue}"))?;
+        Ok(declared.message_count())
     }
 
     /// Declares exchanges, queues and bindings.
@@ -305,17 +342,32 @@ pub fn tls_config(url: &str) -> anyhow::Result<OwnedTLSConfig> {
 }
 
 /// A channel in confirm mode: a publish returns only once the broker has
-/// the message.
+/// confirmed the message (within the confirm timeout), and every publish is
+/// mandatory, so that a message the broker cannot route comes back instead
+/// of vanishing.
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
     topology: Topology,
     /// Stamped on messages that carry no database identity yet.
     database: Option<uuid::Uuid>,
+    /// `CONFIRM_TIMEOUT_SECS`: how long a batch waits for its confirms.
+    confirm_timeout: Duration,
+}
+
+/// Where one message goes: an exchange and a routing key.
+#[derive(Clone)]
+struct Route {
+    exchange: String,
+    routing_key: String,
 }
 
 impl Publisher {
-    pub async fn open(connection: &Connection, topology: Topology) -> anyhow::Result<Publisher> {
+    pub async fn open(
+        connection: &Connection,
+        topology: Topology,
+        confirm_timeout: Duration,
+    ) -> anyhow::Result<Publisher> {
         let channel = connection
             .create_channel()
             .await
@@ -332,6 +384,7 @@ impl Publisher {
             channel,
             topology,
             database: None,
+            confirm_timeout,
         })
     }
 
@@ -364,56 +417,24 @@ impl Publisher {
     /// gone (which also closes this channel: the next publish opens another
     /// and declares the topology again).
     pub async fn ready_messages(&self, role: Role) -> anyhow::Result<u32> {
-        let queue = self.topology.work_queue(role);
-        let declared = self
-            .channel
-            .queue_declare(
-                queue.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .with_context(|| format!("looking at queue {queue}"))?;
-        Ok(declared.message_count())
+        self.topology.ready_messages(&self.channel, role).await
     }
 
     /// Publishes every message to its role's work queue and waits until the
     /// broker confirms them all.
     pub async fn publish_tasks(&self, messages: &[TaskMessage]) -> anyhow::Result<()> {
         let exchange = self.topology.exchange();
-        let mut confirms = Vec::with_capacity(messages.len());
-        for message in messages {
-            let confirm = self
-                .channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    message.role.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &self.stamped(message),
-                    persistent(message),
-                )
-                .await
-                .with_context(|| format!("publishing task {}", message.task_id))?;
-            confirms.push((message.task_id, confirm));
-        }
-        for (task_id, confirm) in confirms {
-            let confirmation = confirm
-                .await
-                .with_context(|| format!("waiting for the broker to confirm task {task_id}"))?;
-            if confirmation.is_nack() {
-                bail!("the broker refused task {task_id} (nack)");
-            }
-            if confirmation.take_message().is_some() {
-                bail!("the broker could not route task {task_id}: is the topology declared?");
-            }
-        }
-        Ok(())
+        let routed: Vec<(Route, &TaskMessage)> = messages
+            .iter()
+            .map(|m| {
+                let route = Route {
+                    exchange: exchange.clone(),
+                    routing_key: m.role.as_str().to_string(),
+                };
+                (route, m)
+            })
+            .collect();
+        self.publish_confirmed(&routed).await
     }
 
     /// Parks a failed task in the delay queue for its next attempt.
@@ -422,32 +443,104 @@ impl Publisher {
         message: &TaskMessage,
         delay: Duration,
     ) -> anyhow::Result<()> {
-        let queue = self.topology.retry_queue(message.role, delay);
-        let confirmation = self
-            .channel
-            .basic_publish(
-                ShortString::from(""),
-                queue.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &self.stamped(message),
-                persistent(message),
-            )
+        let route = Route {
+            exchange: String::new(),
+            routing_key: self.topology.retry_queue(message.role, delay),
+        };
+        self.publish_confirmed(&[(route, message)]).await
+    }
+
+    /// Publishes `messages` (mandatory) and waits for their confirms, at
+    /// most the confirm timeout. Messages the broker returns as unroutable
+    /// (their queue was deleted) are published once more after the
+    /// topology is declared again; an error if they come back again, if the
+    /// broker refuses one, or if a confirm does not come in time.
+    async fn publish_confirmed(&self, messages: &[(Route, &TaskMessage)]) -> anyhow::Result<()> {
+        let returned = self.publish_once(messages).await?;
+        if returned.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            "the broker could not route {} message(s) (a queue was deleted?); declaring the queue topology again and publishing them again",
+            returned.len()
+        );
+        self.topology
+            .declare(&self.channel)
             .await
-            .with_context(|| format!("publishing task {} to {queue}", message.task_id))?
-            .await
-            .with_context(|| {
-                format!(
-                    "waiting for the broker to confirm task {} in {queue}",
-                    message.task_id
-                )
-            })?;
-        if confirmation.is_nack() {
-            bail!("the broker refused task {} for {queue}", message.task_id);
+            .context("declaring the queue topology again")?;
+        let again: Vec<(Route, &TaskMessage)> = returned
+            .into_iter()
+            .map(|i| (messages[i].0.clone(), messages[i].1))
+            .collect();
+        let still = self.publish_once(&again).await?;
+        if let Some(&i) = still.first() {
+            bail!(
+                "the broker could not route task {} to {} even after the topology was declared again",
+                again[i].1.task_id,
+                again[i].0.routing_key
+            );
         }
         Ok(())
+    }
+
+    /// One round of [`Publisher::publish_confirmed`]: the indexes of the
+    /// messages the broker returned.
+    async fn publish_once(&self, messages: &[(Route, &TaskMessage)]) -> anyhow::Result<Vec<usize>> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for (route, message) in messages {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    route.exchange.as_str().into(),
+                    route.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &self.stamped(message),
+                    persistent(message),
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "publishing task {} to {}",
+                        message.task_id, route.routing_key
+                    )
+                })?;
+            confirms.push(confirm);
+        }
+        let timeout = self.confirm_timeout;
+        let confirmed = async {
+            let mut returned = Vec::new();
+            for (i, confirm) in confirms.into_iter().enumerate() {
+                let (route, message) = &messages[i];
+                let confirmation = confirm.await.with_context(|| {
+                    format!(
+                        "waiting for the broker to confirm task {} in {}",
+                        message.task_id, route.routing_key
+                    )
+                })?;
+                if confirmation.is_nack() {
+                    bail!(
+                        "the broker refused task {} for {} (nack)",
+                        message.task_id,
+                        route.routing_key
+                    );
+                }
+                if confirmation.take_message().is_some() {
+                    returned.push(i);
+                }
+            }
+            Ok(returned)
+        };
+        tokio::time::timeout(timeout, confirmed)
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "the broker did not confirm {} published message(s) within {timeout:?} (CONFIRM_TIMEOUT_SECS)",
+                    messages.len()
+                ))
+            })
     }
 }
 

@@ -60,14 +60,32 @@ status_enum! {
         /// Used all its attempts (or failed permanently); its message is in
         /// the dead-letter queue.
         Failed = "failed",
+        /// Left unfinished when its revision run failed: a copy of its
+        /// message that arrives is acked without effect. Resuming the
+        /// revision run plans it again (pending).
+        Cancelled = "cancelled",
     }
 }
 
 impl TaskStatus {
-    /// Done or failed: nothing more happens to the task in this revision run.
+    /// Done, failed or cancelled: nothing more happens to the task in this
+    /// revision run.
     pub fn is_settled(self) -> bool {
-        matches!(self, TaskStatus::Done | TaskStatus::Failed)
+        matches!(
+            self,
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled
+        )
     }
+}
+
+/// The settled statuses as an SQL list (`status NOT IN SETTLED`).
+fn settled_sql() -> String {
+    let quoted: Vec<String> = TaskStatus::ALL
+        .iter()
+        .filter(|s| s.is_settled())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", quoted.join(", "))
 }
 
 status_enum! {
@@ -243,11 +261,12 @@ pub async fn resume_revision_run(pool: &PgPool, id: i64, run_id: i64) -> anyhow:
     .await?;
     sqlx::query(
         "UPDATE pipeline.tasks SET status = $2, attempts = 0, last_error = NULL, finished_at = NULL
-          WHERE revision_run_id = $1 AND status = $3",
+          WHERE revision_run_id = $1 AND status IN ($3, $4)",
     )
     .bind(id)
     .bind(TaskStatus::Pending.as_str())
     .bind(TaskStatus::Failed.as_str())
+    .bind(TaskStatus::Cancelled.as_str())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -344,14 +363,18 @@ fn fenced(revision_run_id: i64, run_id: i64) -> anyhow::Error {
     )
 }
 
-/// Marks the caller's running revision run failed; an error if it is no
-/// longer the caller's (see [`still_ours`]).
+/// Marks the caller's running revision run failed, and its unsettled tasks
+/// cancelled, in one transaction; an error if it is no longer the caller's
+/// (see [`still_ours`]). A task still running cannot commit its effect
+/// after this (its completion requires `running`), so an undo that follows
+/// sees everything the run will ever have done.
 pub async fn fail_revision_run(
     pool: &PgPool,
     id: i64,
     run_id: i64,
     error: &str,
 ) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
     let changed = sqlx::query(&format!(
         "UPDATE pipeline.revision_runs SET status = $3, error = $2, finished_at = now() WHERE id = $1 AND {}",
         still_ours("$4")
@@ -360,10 +383,20 @@ pub async fn fail_revision_run(
     .bind(error)
     .bind(RevisionRunStatus::Failed.as_str())
     .bind(run_id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     anyhow::ensure!(changed == 1, fenced(id, run_id));
+    sqlx::query(&format!(
+        "UPDATE pipeline.tasks SET status = $2, finished_at = clock_timestamp()
+          WHERE revision_run_id = $1 AND status NOT IN {}",
+        settled_sql()
+    ))
+    .bind(id)
+    .bind(TaskStatus::Cancelled.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -589,6 +622,21 @@ pub async fn database_identity(pool: &PgPool) -> anyhow::Result<uuid::Uuid> {
         })
 }
 
+/// This database's identity, or `None` while the pipeline tables have not
+/// been made here (no orchestrator has run a command on it yet). Reads
+/// only: a worker never makes the tables.
+pub async fn database_identity_if_made(pool: &PgPool) -> anyhow::Result<Option<uuid::Uuid>> {
+    let made: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.identity') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !made {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar("SELECT id FROM pipeline.identity")
+        .fetch_optional(pool)
+        .await?)
+}
+
 fn messages(rows: Vec<(i64, String, String, String)>) -> anyhow::Result<Vec<TaskMessage>> {
     rows.into_iter()
         .map(|(task_id, revision, role, kind)| {
@@ -621,14 +669,13 @@ pub async fn queue_phase(
     .bind(TaskStatus::Pending.as_str())
     .execute(pool)
     .await?;
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
         "SELECT id, revision, role, kind FROM pipeline.tasks
-          WHERE revision_run_id = $1 AND phase = $2 AND status NOT IN ($3, $4) ORDER BY id",
-    )
+          WHERE revision_run_id = $1 AND phase = $2 AND status NOT IN {} ORDER BY id",
+        settled_sql()
+    ))
     .bind(revision_run_id)
     .bind(phase)
-    .bind(TaskStatus::Done.as_str())
-    .bind(TaskStatus::Failed.as_str())
     .fetch_all(pool)
     .await?;
     messages(rows)
@@ -644,6 +691,7 @@ pub struct PhaseCounts {
     pub retrying: i64,
     pub done: i64,
     pub failed: i64,
+    pub cancelled: i64,
     pub rows_done: i64,
 }
 
@@ -662,6 +710,7 @@ impl PhaseCounts {
             TaskStatus::Retrying => &mut self.retrying,
             TaskStatus::Done => &mut self.done,
             TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Cancelled => &mut self.cancelled,
         };
         *slot += n;
     }
@@ -859,58 +908,106 @@ pub async fn take_back_stale(
     Ok(taken)
 }
 
-/// Tasks of a phase whose message may be lost: `retrying` longer than any
+/// The tasks a reconciler looks after.
+#[derive(Debug, Clone, Copy)]
+pub enum Watched<'a> {
+    /// One phase of a revision run (the orchestrator, while it waits on it).
+    Phase { revision_run_id: i64, phase: i32 },
+    /// The tasks of these roles in every running revision run (a worker).
+    Roles(&'a [Role]),
+}
+
+impl Watched<'_> {
+    /// `(revision run, phase, roles)` as the reconciler's queries bind them
+    /// (`None`: any).
+    fn binds(&self) -> (Option<i64>, Option<i32>, Vec<&'static str>) {
+        match *self {
+            Watched::Phase {
+                revision_run_id,
+                phase,
+            } => (
+                Some(revision_run_id),
+                Some(phase),
+                Role::ALL.iter().map(|r| r.as_str()).collect(),
+            ),
+            Watched::Roles(roles) => (None, None, roles.iter().map(|r| r.as_str()).collect()),
+        }
+    }
+}
+
+/// The watched unsettled tasks of running revision runs (`t`, in `$1`
+/// revision run, `$2` phase, `$3` roles), as the reconciler's queries
+/// select them.
+const WATCHED: &str = "pipeline.tasks t JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id AND rr.status = 'running'
+   WHERE ($1::bigint IS NULL OR t.revision_run_id = $1) AND ($2::int IS NULL OR t.phase = $2)
+     AND t.role = ANY($3::text[])";
+
+/// Watched tasks whose message may be lost: `retrying` longer than any
 /// delay queue holds a message, or `queued` for a role whose work queue has
 /// no message ready (`drained_roles`), with nobody holding them, for longer
-/// than `after`. Their `queued_at` is renewed (so that each is republished
-/// at most once per `after`) and their messages returned. A duplicate of a
-/// message that was not lost is harmless: the worker skips a settled task.
+/// than `after`. Their `queued_at` is renewed in the statement that selects
+/// them, and rows another reconciler is renewing are skipped (`SKIP
+/// LOCKED`), so that each is republished at most once per `after` however
+/// many workers and orchestrators reconcile; their messages are returned. A
+/// duplicate of a message that was not lost is harmless: the worker skips a
+/// settled task.
 pub async fn possibly_lost(
     pool: &PgPool,
-    revision_run_id: i64,
-    phase: i32,
+    watched: Watched<'_>,
     drained_roles: &[Role],
     after: Duration,
 ) -> anyhow::Result<Vec<TaskMessage>> {
-    let roles: Vec<&str> = drained_roles.iter().map(|r| r.as_str()).collect();
+    let (revision_run_id, phase, roles) = watched.binds();
+    let drained: Vec<&str> = drained_roles.iter().map(|r| r.as_str()).collect();
     let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-        &"UPDATE pipeline.tasks t SET status = $4, queued_at = clock_timestamp()
-          WHERE t.revision_run_id = $1 AND t.phase = $2
-            AND ((t.status = $5 AND t.role = ANY($6)) OR t.status = $7)
-            AND coalesce(t.queued_at, t.created_at) < clock_timestamp() - $3 * interval '1 second'
-            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE LOCK_MATCH)
-          RETURNING t.id, t.revision, t.role, t.kind"
+        &"UPDATE pipeline.tasks u SET status = $5, queued_at = clock_timestamp()
+           WHERE u.id IN (
+             SELECT t.id FROM WATCHED
+                AND ((t.status = $5 AND t.role = ANY($6)) OR t.status = $7)
+                AND coalesce(t.queued_at, t.created_at) < clock_timestamp() - $4 * interval '1 second'
+                AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE LOCK_MATCH)
+                FOR UPDATE OF t SKIP LOCKED)
+          RETURNING u.id, u.revision, u.role, u.kind"
+            .replace("WATCHED", WATCHED)
             .replace("LOCK_MATCH", LOCK_MATCH),
     )
     .bind(revision_run_id)
     .bind(phase)
+    .bind(&roles)
     .bind(after.as_secs_f64())
     .bind(TaskStatus::Queued.as_str())
-    .bind(TaskStatus::Queued.as_str())
-    .bind(&roles)
+    .bind(&drained)
     .bind(TaskStatus::Retrying.as_str())
     .fetch_all(pool)
     .await?;
     messages(rows)
 }
 
-/// Roles of a phase's unsettled tasks that are waiting for a worker.
+/// Roles of watched tasks that have waited for a worker (`queued` or
+/// `retrying`, nobody holding them) for longer than `after`.
 pub async fn waiting_roles(
     pool: &PgPool,
-    revision_run_id: i64,
-    phase: i32,
+    watched: Watched<'_>,
+    after: Duration,
 ) -> anyhow::Result<Vec<Role>> {
-    let roles: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT role FROM pipeline.tasks
-          WHERE revision_run_id = $1 AND phase = $2 AND status IN ($3, $4)",
+    let (revision_run_id, phase, roles) = watched.binds();
+    let waiting: Vec<String> = sqlx::query_scalar(
+        &"SELECT DISTINCT t.role FROM WATCHED
+             AND t.status IN ($4, $5)
+             AND coalesce(t.queued_at, t.created_at) <= clock_timestamp() - $6 * interval '1 second'
+             AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE LOCK_MATCH)"
+            .replace("WATCHED", WATCHED)
+            .replace("LOCK_MATCH", LOCK_MATCH),
     )
     .bind(revision_run_id)
     .bind(phase)
+    .bind(&roles)
     .bind(TaskStatus::Queued.as_str())
     .bind(TaskStatus::Retrying.as_str())
+    .bind(after.as_secs_f64())
     .fetch_all(pool)
     .await?;
-    roles
+    waiting
         .iter()
         .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
         .collect()
@@ -942,12 +1039,13 @@ pub async fn fail_exhausted(conn: &mut PgConnection, task_id: i64) -> anyhow::Re
                 last_error = format('gave up after %s attempt(s), the limit (TASK_MAX_ATTEMPTS): %s',
                                     attempts,
                                     coalesce(last_error, 'no attempt came back with an outcome: its worker died, was killed or lost its lease'))
-          WHERE id = $1 AND status NOT IN ($2, $3) AND attempts >= max_attempts
-          RETURNING revision_run_id",
+          WHERE id = $1 AND status NOT IN SETTLED AND attempts >= max_attempts
+          RETURNING revision_run_id"
+            .replace("SETTLED", &settled_sql())
+            .as_str(),
     )
     .bind(task_id)
     .bind(TaskStatus::Failed.as_str())
-    .bind(TaskStatus::Done.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     match failed {
@@ -1028,18 +1126,18 @@ pub async fn claim_task(
         "UPDATE pipeline.tasks
             SET status = $3, attempts = attempts + 1, worker = $2, started_at = clock_timestamp(),
                 heartbeat_at = clock_timestamp()
-          WHERE id = $1 AND status NOT IN ($4, $5) AND attempts < max_attempts
+          WHERE id = $1 AND status NOT IN SETTLED AND attempts < max_attempts
             AND EXISTS (SELECT 1 FROM pipeline.revision_runs r
                          WHERE r.id = pipeline.tasks.revision_run_id AND r.status = 'running')
           RETURNING revision_run_id,
                     (SELECT r.run_id FROM pipeline.revision_runs r WHERE r.id = pipeline.tasks.revision_run_id),
-                    revision, kind, phase, payload, attempts, max_attempts",
+                    revision, kind, phase, payload, attempts, max_attempts"
+            .replace("SETTLED", &settled_sql())
+            .as_str(),
     )
     .bind(task_id)
     .bind(worker)
     .bind(TaskStatus::Running.as_str())
-    .bind(TaskStatus::Done.as_str())
-    .bind(TaskStatus::Failed.as_str())
     .fetch_optional(conn)
     .await?;
     Ok(claimed.map(
@@ -1173,6 +1271,8 @@ mod tests {
         }
         assert!(TaskStatus::parse("exploded").is_err());
         assert!(TaskStatus::Done.is_settled() && TaskStatus::Failed.is_settled());
+        assert!(TaskStatus::Cancelled.is_settled());
+        assert_eq!(settled_sql(), "('done', 'failed', 'cancelled')");
         assert!(!TaskStatus::Retrying.is_settled());
     }
 

@@ -57,6 +57,9 @@ pub struct TestEnv {
     pub db_name: String,
     pub database_url: String,
     pub queue_prefix: String,
+    /// Whether the processes get `QUEUE_PREFIX` (`queue_prefix`); without
+    /// it they derive their prefix from the database's identity.
+    explicit_prefix: bool,
     pub pool: PgPool,
     /// Extra environment for every process this test starts.
     pub env: Vec<(String, String)>,
@@ -98,14 +101,41 @@ impl TestEnv {
             db_name,
             database_url: url,
             queue_prefix: format!("test-{slug}-{suffix}"),
+            explicit_prefix: true,
             pool,
             env: Vec::new(),
             workers: Vec::new(),
         }
     }
 
+    /// The topology of the test's `QUEUE_PREFIX` (see
+    /// [`TestEnv::use_default_queue_prefix`] for the other case).
     pub fn topology(&self) -> Topology {
         Topology::new(&self.queue_prefix)
+    }
+
+    /// The processes of this test get no `QUEUE_PREFIX`: their queues are
+    /// named after the database's identity, as a user's are by default.
+    pub fn use_default_queue_prefix(&mut self) {
+        self.explicit_prefix = false;
+    }
+
+    /// The topology the processes use: the test's prefix, or with the
+    /// default prefix the one derived from the database's identity (`None`
+    /// until the pipeline tables exist).
+    pub async fn used_topology(&self) -> Option<Topology> {
+        if self.explicit_prefix {
+            return Some(self.topology());
+        }
+        let identity = shared::store::database_identity_if_made(&self.pool)
+            .await
+            .ok()??;
+        let config = shared::Config::from_source(&shared::config::Source::from_pairs([(
+            "DATABASE_URL",
+            self.database_url.as_str(),
+        )]))
+        .expect("a configuration of defaults");
+        Some(Topology::for_database(&config, identity))
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -139,10 +169,14 @@ impl TestEnv {
             .current_dir(repo_root())
             .env("DATABASE_URL", &self.database_url)
             .env("AMQP_URL", amqp_url())
-            .env("QUEUE_PREFIX", &self.queue_prefix)
             .env("ENV_FILE", "/nonexistent/.env")
             .env("RUST_LOG", "info")
             .kill_on_drop(true);
+        if self.explicit_prefix {
+            command.env("QUEUE_PREFIX", &self.queue_prefix);
+        } else {
+            command.env_remove("QUEUE_PREFIX");
+        }
         for (k, v) in &self.env {
             command.env(k, v);
         }
@@ -401,6 +435,7 @@ impl TestEnv {
         for child in &mut self.workers {
             let _ = child.kill().await;
         }
+        let topology = self.used_topology().await;
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
             let _ = sqlx::query(&format!(
@@ -415,6 +450,9 @@ impl TestEnv {
         {
             if let Ok(channel) = connection.create_channel().await {
                 self.topology().delete(&channel).await;
+                if let Some(used) = topology {
+                    used.delete(&channel).await;
+                }
             }
             let _ = connection.close(200, "done".into()).await;
         }

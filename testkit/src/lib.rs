@@ -8,8 +8,11 @@
 //! - [`data`]: data folders to seed from (sample copies, hand-made files);
 //! - [`graph`]: the graph's vertices and edges, for comparing two states;
 //! - [`digest`]: a canonical digest of everything the pipeline built, for
-//!   telling whether two runs on the same data ended in the same state.
+//!   telling whether two runs on the same data ended in the same state;
+//! - [`amqp_proxy`]: a proxy in front of RabbitMQ that can make a client's
+//!   consumers deaf (deliveries dropped, no cancel).
 
+pub mod amqp_proxy;
 pub mod data;
 pub mod digest;
 pub mod env;

@@ -20,14 +20,8 @@ async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
-    let mut env = TestEnv::new("lost_queue").await;
-    env.set_env("TASK_RECONCILE_SECS", "2");
-    let run = env.spawn_noop_run(8, 50);
-    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
-        .await;
-    // Every message goes with the queues.
+/// Deletes the test's work queues, and every message in them.
+async fn delete_work_queues(env: &TestEnv) {
     let connection =
         lapin::Connection::connect(&testkit::amqp_url(), lapin::ConnectionProperties::default())
             .await
@@ -42,6 +36,17 @@ async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again
             .await;
     }
     let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_whose_messages_were_lost_with_a_deleted_queue_are_published_again() {
+    let mut env = TestEnv::new("lost_queue").await;
+    env.set_env("TASK_RECONCILE_SECS", "2");
+    let run = env.spawn_noop_run(8, 50);
+    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
+        .await;
+    // Every message goes with the queues.
+    delete_work_queues(&env).await;
     env.start_worker(&["--role", "all"]);
     let output = finished(run, Duration::from_secs(120)).await;
     assert_success(&output);
@@ -465,5 +470,293 @@ async fn a_task_past_its_kinds_deadline_is_stopped_and_retried_until_it_fails() 
     // The worker takes the next tasks.
     let next = env.spawn_noop_run_with(2, &[]);
     assert_success(&finished(next, Duration::from_secs(120)).await);
+    env.cleanup().await;
+}
+
+/// Two databases on one broker, neither with a `QUEUE_PREFIX`: each gets
+/// queues named after its identity. The first database's worker runs while
+/// the second's tasks are published, and takes none of them; the second's
+/// own worker, started once the first run is over, finishes them. With one
+/// shared default prefix the first worker took the second's messages and
+/// dead-lettered them (another database's), and the second run hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_databases_with_default_prefixes_on_one_broker_never_take_each_others_tasks() {
+    let mut first = TestEnv::new("two_dbs_first").await;
+    let mut second = TestEnv::new("two_dbs_second").await;
+    for env in [&mut first, &mut second] {
+        env.use_default_queue_prefix();
+        // Nothing republished behind the test's back.
+        env.set_env("TASK_RECONCILE_SECS", "600");
+    }
+    let log = std::env::temp_dir().join(format!("{}-worker.log", first.db_name));
+    // Started before its database has pipeline tables: it waits for them.
+    let first_worker = first.start_worker_logging_to(&["--role", "all"], &log);
+    let first_run = first.spawn_orchestrator(&["upgrade", "1b33292593a9"]);
+    let second_run = second.spawn_orchestrator(&["upgrade", "1b33292593a9"]);
+    assert_success(&finished(first_run, Duration::from_secs(120)).await);
+    second.start_worker(&["--role", "all"]);
+    let output = finished(second_run, Duration::from_secs(60)).await;
+    assert_success(&output);
+    for env in [&first, &second] {
+        assert_eq!(
+            env.current_revision().await.as_deref(),
+            Some("1b33292593a9")
+        );
+    }
+    let (a, b) = (
+        first.used_topology().await.unwrap(),
+        second.used_topology().await.unwrap(),
+    );
+    assert_ne!(a.prefix(), b.prefix());
+    for (env, topology) in [(&first, &a), (&second, &b)] {
+        let identity = shared::store::database_identity(&env.pool).await.unwrap();
+        assert_eq!(topology.prefix(), format!("agenticshop-{identity}"));
+        for role in Role::ALL {
+            let dead = env.queue_depth(&topology.dead_queue(role)).await.unwrap();
+            assert_eq!(dead, 0, "nothing dead-lettered in {}", topology.prefix());
+        }
+    }
+    assert_eq!(
+        first
+            .scalar(&format!(
+                "SELECT count(*) FROM pipeline.tasks WHERE worker NOT LIKE '%:{first_worker}'"
+            ))
+            .await,
+        0
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains("belongs to database"),
+        "the first worker saw the second database's tasks:\n{logged}"
+    );
+    assert!(logged.contains("has no pipeline tables yet"), "{logged}");
+    // `config` shows the prefix in use.
+    let config = first.orchestrator(&["config"]).await;
+    assert!(
+        text(&config).contains(&format!("{} (unset", a.prefix())),
+        "{}",
+        text(&config)
+    );
+    let _ = std::fs::remove_file(&log);
+    first.cleanup().await;
+    second.cleanup().await;
+}
+
+/// Lost messages with no orchestrator left to republish them: the run's
+/// orchestrator is killed once its tasks are queued, the queues (and every
+/// message) are deleted, and a worker started then finds the tasks of its
+/// roles waiting with no message in sight and publishes them again itself.
+/// Before workers reconciled, the tasks stayed `queued` for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_publishes_again_the_tasks_of_a_deleted_queue_without_the_orchestrator() {
+    let mut env = TestEnv::new("worker_reconciles").await;
+    env.set_env("TASK_RECONCILE_SECS", "2");
+    env.set_env("TASK_RECONCILE_EVERY_SECS", "1");
+    let mut run = env.spawn_noop_run(8, 50);
+    env.wait_for_tasks("queued", 8, Duration::from_secs(60))
+        .await;
+    run.kill().await.unwrap();
+    delete_work_queues(&env).await;
+    // Two workers reconciling at once publish each task once per period.
+    env.start_worker(&["--role", "all"]);
+    env.start_worker(&["--role", "all"]);
+    env.wait_for_count(
+        "SELECT count(*) FROM pipeline.tasks WHERE status = 'done'",
+        8,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(env.noop_marks().await, (8, 8), "every task once");
+    env.cleanup().await;
+}
+
+/// A consumer that goes deaf — its connection alive, no delivery and no
+/// cancel reaching it, as after a broker restart with the queue deleted and
+/// declared again — is noticed by the worker's reconciler (every slot free,
+/// nothing delivered, tasks of its roles waiting with messages ready), which
+/// reopens the broker session. The deafness is made by a proxy that drops
+/// the deliveries of the worker's first connection. Before, the worker sat
+/// idle for ever and the run never ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_consumers_went_deaf_reopens_its_broker_session() {
+    let mut env = TestEnv::new("deaf_consumer").await;
+    env.set_env("TASK_RECONCILE_SECS", "4");
+    env.set_env("TASK_RECONCILE_EVERY_SECS", "1");
+    let proxy = testkit::amqp_proxy::AmqpProxy::start(&testkit::amqp_url()).await;
+    env.set_env("AMQP_URL", &proxy.url);
+    let log = std::env::temp_dir().join(format!("{}-worker.log", env.db_name));
+    env.start_worker_logging_to(&["--role", "all", "--concurrency", "1"], &log);
+    env.set_env("AMQP_URL", &testkit::amqp_url());
+    let noop = env.topology().work_queue(Role::Seed);
+    env.eventually("the worker consumes", Duration::from_secs(60), || async {
+        env.queue_consumers(&noop).await.is_ok_and(|n| n == 1)
+    })
+    .await;
+    proxy.deafen();
+    let run = env.spawn_noop_run(16, 0);
+    let output = finished(run, Duration::from_secs(90)).await;
+    assert_success(&output);
+    assert_eq!(env.noop_marks().await, (16, 16), "every task once");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("the consumers look deaf; reopening the broker session"),
+        "{logged}"
+    );
+    assert!(proxy.connections() >= 2, "the worker connected again");
+    let _ = std::fs::remove_file(&log);
+    env.cleanup().await;
+}
+
+/// Failing a revision run cancels its unfinished tasks in the same
+/// transaction: while one task row is locked, neither change is visible;
+/// then both are. A done task stays done; a copy of a cancelled task's
+/// message is acked as a duplicate, without effect; resuming the revision
+/// run plans the cancelled tasks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_a_revision_run_cancels_its_tasks_in_the_same_transaction() {
+    use shared::plan::{Direction, Phase, PlannedTask};
+    use shared::store;
+    use sqlx::Connection;
+    let mut env = TestEnv::new("fail_cancels").await;
+    shared::db::ensure_pipeline_schema(&env.pool).await.unwrap();
+    let run = store::start_run(&env.pool, "bench runtime", "test")
+        .await
+        .unwrap();
+    let tasks = (0..4)
+        .map(|i| {
+            PlannedTask::new(
+                Role::Seed,
+                format!("noop {i}"),
+                &serde_json::json!({"kind": "noop", "sleep_ms": 0, "mark": true}),
+            )
+        })
+        .collect();
+    let revision_run = store::store_plan(
+        &env.pool,
+        run,
+        shared::catalogue::BENCH_NOOP,
+        Direction::Rerun,
+        &[Phase::new("noop", tasks)],
+        3,
+    )
+    .await
+    .unwrap();
+    let messages = store::queue_phase(&env.pool, revision_run, 0)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = messages.iter().map(|m| m.task_id).collect();
+    sqlx::query("UPDATE pipeline.tasks SET status = 'done' WHERE id = $1")
+        .bind(ids[0])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE pipeline.tasks SET status = 'running' WHERE id = $1")
+        .bind(ids[1])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE pipeline.tasks SET status = 'retrying' WHERE id = $1")
+        .bind(ids[2])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    let mut holder = sqlx::PgConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "BEGIN; SELECT 1 FROM pipeline.tasks WHERE id = {} FOR UPDATE",
+        ids[3]
+    ))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let pool = env.pool.clone();
+    let failing = tokio::spawn(async move {
+        store::fail_revision_run(&pool, revision_run, run, "a task failed").await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = |env: &TestEnv| {
+        let pool = env.pool.clone();
+        async move {
+            let run_status: String =
+                sqlx::query_scalar("SELECT status FROM pipeline.revision_runs WHERE id = $1")
+                    .bind(revision_run)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let tasks: Vec<String> = sqlx::query_scalar(
+                "SELECT status FROM pipeline.tasks WHERE revision_run_id = $1 ORDER BY id",
+            )
+            .bind(revision_run)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            (run_status, tasks)
+        }
+    };
+    assert_eq!(
+        seen(&env).await,
+        (
+            "running".to_string(),
+            vec!["done", "running", "retrying", "queued"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        ),
+        "nothing visible while the transaction waits"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    failing.await.unwrap().unwrap();
+    assert_eq!(
+        seen(&env).await,
+        (
+            "failed".to_string(),
+            vec!["done", "cancelled", "cancelled", "cancelled"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        )
+    );
+
+    // A copy of a cancelled task's message is a duplicate.
+    env.start_worker(&["--role", "all"]);
+    let mut message = messages[3].clone();
+    message.database = Some(store::database_identity(&env.pool).await.unwrap());
+    env.publish_raw(Role::Seed, &message.to_bytes())
+        .await
+        .unwrap();
+    env.wait_for_count(
+        &format!(
+            "SELECT duplicates::bigint FROM pipeline.tasks WHERE id = {}",
+            ids[3]
+        ),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(env.noop_marks().await, (0, 0), "no effect");
+    assert_eq!(
+        env.queue_depth(&env.topology().dead_queue(Role::Seed))
+            .await
+            .unwrap(),
+        0,
+        "acked, not dead-lettered"
+    );
+
+    // Resuming plans them again.
+    let next = store::start_run(&env.pool, "bench runtime", "test")
+        .await
+        .unwrap();
+    store::resume_revision_run(&env.pool, revision_run, next)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM pipeline.tasks WHERE revision_run_id = {revision_run} AND status = 'pending'"
+        ))
+        .await,
+        3
+    );
     env.cleanup().await;
 }

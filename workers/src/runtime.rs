@@ -43,6 +43,19 @@
 //! database connection fails the task's transaction; the message is
 //! requeued and the pool opens new connections when the server is back.
 //!
+//! Reconciling: beside its consumers, each broker session runs the worker's
+//! reconciler ([`Session::reconcile`]): the tasks of its roles that wait with
+//! no message in sight are published again (the orchestrator's own query,
+//! `store::possibly_lost`), and consumers that look deaf — every slot free,
+//! nothing delivered, while tasks wait and their queue has messages ready —
+//! end the session as a lost connection does, so that the worker connects,
+//! declares and subscribes again.
+//!
+//! Queues: named after `QUEUE_PREFIX`, or when it is unset after the
+//! database's identity (`Topology::for_database`); a worker waits for that
+//! identity until an orchestrator has made the pipeline tables, and never
+//! makes them itself.
+//!
 //! Shutdown (SIGTERM or Ctrl-C): consumers are cancelled, tasks in hand
 //! finish (up to `drain` time; after that they are abandoned and the broker
 //! redelivers them), then the process exits 0.
@@ -68,6 +81,7 @@ use shared::task::TaskMessage;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -155,9 +169,56 @@ struct Shared {
     /// One executor per registered revision, built once for the process.
     executors: HashMap<&'static str, Box<dyn Executor>>,
     worker_name: String,
-    /// This worker's database's identity, read at the first message that
-    /// names one (the orchestrator makes it before it publishes).
+    /// This worker's database's identity: read at start when the queue
+    /// prefix is derived from it, else at the first message that names one
+    /// (the orchestrator makes it before it publishes).
     database: tokio::sync::OnceCell<uuid::Uuid>,
+}
+
+impl Shared {
+    /// The identity, read once it exists; `None` while the pipeline tables
+    /// are not made (this worker never makes them).
+    async fn identity(&self) -> anyhow::Result<Option<uuid::Uuid>> {
+        if let Some(known) = self.database.get() {
+            return Ok(Some(*known));
+        }
+        let read = store::database_identity_if_made(&self.pool).await?;
+        if let Some(id) = read {
+            let _ = self.database.set(id);
+        }
+        Ok(read)
+    }
+}
+
+/// How often a worker whose queues are named after its database's identity
+/// looks again for the pipeline tables that hold it.
+const IDENTITY_POLL: Duration = Duration::from_secs(2);
+
+/// The database's identity, waiting (forever, saying so) until an
+/// orchestrator has made the pipeline tables: with `QUEUE_PREFIX` unset the
+/// worker's queues are named after it, and a worker never makes the tables
+/// itself.
+async fn wait_for_identity(shared: &Shared) -> anyhow::Result<uuid::Uuid> {
+    let mut said = None::<std::time::Instant>;
+    loop {
+        match shared.identity().await {
+            Ok(Some(id)) => return Ok(id),
+            Ok(None) => {
+                if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        "database {} has no pipeline tables yet: QUEUE_PREFIX is unset, so this worker's queues are named after the database's identity (pipeline.identity), which the first orchestrator command on it makes (`orchestrator upgrade`); waiting for it (set QUEUE_PREFIX to consume at once)",
+                        shared.config.database_url
+                    );
+                    said = Some(std::time::Instant::now());
+                }
+            }
+            Err(e) if db::is_transient_chain(&e) => {
+                tracing::warn!("reading this database's identity: {e:#}; retrying")
+            }
+            Err(e) => return Err(e.context("reading this database's identity (pipeline.identity)")),
+        }
+        tokio::time::sleep(IDENTITY_POLL).await;
+    }
 }
 
 /// Runs until a shutdown signal, then drains and returns.
@@ -214,7 +275,16 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
     );
 
     let slots = Arc::new(Semaphore::new(options.concurrency));
-    let topology = Topology::from_config(&shared.config);
+    let topology = match Topology::explicit(&shared.config) {
+        Some(topology) => topology,
+        None => {
+            let database = tokio::select! {
+                d = wait_for_identity(&shared) => d?,
+                _ = stopped(stop_rx.clone()) => return Ok(()),
+            };
+            Topology::for_database(&shared.config, database)
+        }
+    };
     // Forever (a worker waits for the broker however long it is away); each
     // reconnection starts again from the first delay.
     let reconnect = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
@@ -244,7 +314,7 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
         metrics::broker_connected(connection.status().clone());
         metrics::set_consuming(true);
         tracing::info!(
-            "worker {} consuming {} with {} slots",
+            "worker {} consuming {} of {} with {} slots",
             options.name,
             options
                 .roles
@@ -252,9 +322,20 @@ pub async fn run(config: Config, options: WorkerOptions) -> anyhow::Result<()> {
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            topology.prefix(),
             options.concurrency
         );
-        let ended = consume(&shared, &publisher, consumers, &slots, stop_rx.clone()).await;
+        let session = Session {
+            shared: &shared,
+            publisher: &publisher,
+            connection: &connection,
+            topology: &topology,
+            options: &options,
+            slots: &slots,
+            last_delivery: std::sync::Mutex::new(std::time::Instant::now()),
+            in_hand: Arc::default(),
+        };
+        let ended = session.run(consumers, stop_rx.clone()).await;
         match ended {
             SessionEnd::Stop(channels) => {
                 metrics::set_consuming(false);
@@ -307,11 +388,16 @@ async fn open_session(
 ) -> anyhow::Result<(Connection, Publisher, Vec<(Role, Consumer, lapin::Channel)>)> {
     let connection = shared::queue::connect(
         config,
-        &format!("worker {} {}", config.queue_prefix, options.name),
+        &format!("worker {} {}", topology.prefix(), options.name),
         Duration::ZERO,
     )
     .await?;
-    let publisher = Publisher::open(&connection, topology.clone()).await?;
+    let publisher = Publisher::open(
+        &connection,
+        topology.clone(),
+        Duration::from_secs(config.confirm_timeout_secs),
+    )
+    .await?;
     let mut consumers = Vec::new();
     for &role in &options.roles {
         let channel = connection.create_channel().await?;
@@ -334,56 +420,163 @@ async fn open_session(
     Ok((connection, publisher, consumers))
 }
 
-async fn consume(
-    shared: &Arc<Shared>,
-    publisher: &Publisher,
-    consumers: Vec<(Role, Consumer, lapin::Channel)>,
-    slots: &Arc<Semaphore>,
-    mut stop_rx: watch::Receiver<bool>,
-) -> SessionEnd {
-    let mut streams = SelectAll::new();
-    let mut channels = Vec::new();
-    for (role, consumer, channel) in consumers {
-        let tag = consumer.tag();
-        channels.push((channel, tag));
-        // A consumer's stream also ends when the broker cancels it (its
-        // queue was deleted): the `None` after its last delivery says so,
-        // so that the worker subscribes again instead of going on without
-        // that role.
-        let ended = futures_util::stream::once(async move { (role, None) });
-        streams.push(consumer.map(move |d| (role, Some(d))).chain(ended).boxed());
-    }
-    loop {
-        // Take a slot first: prefetch bounds what the broker sends, the
-        // slots bound what runs.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
-            _ = stop_rx.changed() => return cancel(channels).await,
-        };
-        let next = tokio::select! {
-            n = streams.next() => n,
-            _ = stop_rx.changed() => return cancel(channels).await,
-        };
-        match next {
-            Some((role, Some(Ok(delivery)))) => {
-                let shared = shared.clone();
-                let publisher = publisher.clone();
-                tokio::spawn(
-                    async move {
-                        let _permit = permit;
-                        handle_delivery(&shared, &publisher, role, delivery).await;
-                    }
-                    .in_current_span(),
-                );
-            }
-            Some((_, Some(Err(e)))) => return SessionEnd::ConnectionLost(e.to_string()),
-            Some((role, None)) => {
-                return SessionEnd::ConnectionLost(format!(
-                    "the broker cancelled the {role} consumer (its queue deleted?)"
-                ))
-            }
-            None => return SessionEnd::ConnectionLost("no consumers".into()),
+/// One broker session: its consumers, and beside them the worker's
+/// reconciler.
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    publisher: &'a Publisher,
+    connection: &'a Connection,
+    topology: &'a Topology,
+    options: &'a WorkerOptions,
+    slots: &'a Arc<Semaphore>,
+    /// When the last delivery came (or the session opened).
+    last_delivery: std::sync::Mutex<std::time::Instant>,
+    /// Deliveries being handled now (the consume loop holds a slot of its
+    /// own while it waits, so the free slots do not tell).
+    in_hand: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Session<'_> {
+    /// Consumes until a shutdown, a lost connection, or the reconciler
+    /// finds the consumers deaf.
+    async fn run(
+        &self,
+        consumers: Vec<(Role, Consumer, lapin::Channel)>,
+        stop_rx: watch::Receiver<bool>,
+    ) -> SessionEnd {
+        tokio::select! {
+            ended = self.consume(consumers, stop_rx) => ended,
+            ended = self.reconcile() => ended,
         }
+    }
+
+    async fn consume(
+        &self,
+        consumers: Vec<(Role, Consumer, lapin::Channel)>,
+        mut stop_rx: watch::Receiver<bool>,
+    ) -> SessionEnd {
+        let mut streams = SelectAll::new();
+        let mut channels = Vec::new();
+        for (role, consumer, channel) in consumers {
+            let tag = consumer.tag();
+            channels.push((channel, tag));
+            // A consumer's stream also ends when the broker cancels it (its
+            // queue was deleted): the `None` after its last delivery says so,
+            // so that the worker subscribes again instead of going on without
+            // that role.
+            let ended = futures_util::stream::once(async move { (role, None) });
+            streams.push(consumer.map(move |d| (role, Some(d))).chain(ended).boxed());
+        }
+        loop {
+            // Take a slot first: prefetch bounds what the broker sends, the
+            // slots bound what runs.
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => p.expect("semaphore never closes"),
+                _ = stop_rx.changed() => return cancel(channels).await,
+            };
+            let next = tokio::select! {
+                n = streams.next() => n,
+                _ = stop_rx.changed() => return cancel(channels).await,
+            };
+            match next {
+                Some((role, Some(Ok(delivery)))) => {
+                    *self.last_delivery.lock().expect("not poisoned") = std::time::Instant::now();
+                    let shared = self.shared.clone();
+                    let publisher = self.publisher.clone();
+                    let in_hand = self.in_hand.clone();
+                    in_hand.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(
+                        async move {
+                            let _permit = permit;
+                            handle_delivery(&shared, &publisher, role, delivery).await;
+                            in_hand.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        .in_current_span(),
+                    );
+                }
+                Some((_, Some(Err(e)))) => return SessionEnd::ConnectionLost(e.to_string()),
+                Some((role, None)) => {
+                    return SessionEnd::ConnectionLost(format!(
+                        "the broker cancelled the {role} consumer (its queue deleted?)"
+                    ))
+                }
+                None => return SessionEnd::ConnectionLost("no consumers".into()),
+            }
+        }
+    }
+
+    /// The worker's reconciler: every `TASK_RECONCILE_EVERY_SECS` it
+    /// publishes again the tasks of its roles whose message may be lost
+    /// (see [`store::possibly_lost`], the orchestrator's own query), and
+    /// ends the session when its consumers look deaf; it returns only then.
+    async fn reconcile(&self) -> SessionEnd {
+        let every = Duration::from_secs(self.shared.config.task_reconcile_every_secs);
+        // Deaf twice in a row: a message published a moment ago is not yet
+        // evidence.
+        let mut suspect = false;
+        loop {
+            tokio::time::sleep(every).await;
+            match self.reconcile_once().await {
+                Ok(Some(deaf)) if suspect => {
+                    tracing::warn!("{deaf}; reopening the broker session");
+                    return SessionEnd::ConnectionLost(deaf);
+                }
+                Ok(deaf) => suspect = deaf.is_some(),
+                Err(e) => {
+                    suspect = false;
+                    tracing::warn!("reconciling the tasks of this worker's roles: {e:#}");
+                }
+            }
+        }
+    }
+
+    /// One look: returns why the consumers look deaf — every slot free, no
+    /// delivery for half of `TASK_RECONCILE_SECS`, while tasks of a role
+    /// wait that long and its queue has messages ready — or publishes the
+    /// tasks of drained queues again.
+    async fn reconcile_once(&self) -> anyhow::Result<Option<String>> {
+        let Some(database) = self.shared.identity().await? else {
+            return Ok(None);
+        };
+        let after = Duration::from_secs(self.shared.config.task_reconcile_secs);
+        let deaf_after = after / 2;
+        let watched = store::Watched::Roles(&self.options.roles);
+        let waiting = store::waiting_roles(&self.shared.pool, watched, deaf_after).await?;
+        if waiting.is_empty() {
+            return Ok(None);
+        }
+        let mut drained = Vec::new();
+        let mut ready = Vec::new();
+        for role in waiting {
+            // A failed look (the queue is gone) closes its channel.
+            let channel = self.connection.create_channel().await?;
+            match self.topology.ready_messages(&channel, role).await {
+                Ok(0) | Err(_) => drained.push(role),
+                Ok(n) => ready.push(format!("{n} in {}", self.topology.work_queue(role))),
+            }
+            let _ = channel.close(200, "looked".into()).await;
+        }
+        let silent = self.last_delivery.lock().expect("not poisoned").elapsed();
+        let idle = self.in_hand.load(Ordering::SeqCst) == 0;
+        if idle && silent >= deaf_after && !ready.is_empty() {
+            return Ok(Some(format!(
+                "no delivery for {silent:.0?} with every slot free, while tasks of this worker's roles wait over {deaf_after:?} (half of TASK_RECONCILE_SECS) and messages are ready ({}): the consumers look deaf",
+                ready.join(", ")
+            )));
+        }
+        let mut lost = store::possibly_lost(&self.shared.pool, watched, &drained, after).await?;
+        if lost.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            "{} task(s) of this worker's roles waited over {after:?} with no message in sight; publishing them again",
+            lost.len()
+        );
+        for message in &mut lost {
+            message.database = Some(database);
+        }
+        self.publisher.publish_tasks(&lost).await?;
+        Ok(None)
     }
 }
 
