@@ -6,6 +6,8 @@
 //! no cancel ever arrives. The broker counts the dropped messages as
 //! delivered and unacked, as it does for a consumer that went deaf after a
 //! broker restart. Connections opened later are not affected.
+//! [`AmqpProxy::mute_confirms`] likewise drops the broker's publisher
+//! confirms (`basic.ack`, `basic.nack`): a publish that is never confirmed.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct AmqpProxy {
     /// `AMQP_URL` through the proxy.
     pub url: String,
-    connections: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    connections: Arc<Mutex<Vec<Arc<Filter>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -26,6 +28,16 @@ const HEADER: u8 = 2;
 const BODY: u8 = 3;
 /// `basic.deliver`: class 60, method 60.
 const BASIC_DELIVER: [u8; 4] = [0, 60, 0, 60];
+/// `basic.ack` and `basic.nack` (confirms, from the broker): 60.80, 60.120.
+const BASIC_ACK: [u8; 4] = [0, 60, 0, 80];
+const BASIC_NACK: [u8; 4] = [0, 60, 0, 120];
+
+/// What one connection drops on the way to the client.
+#[derive(Default)]
+struct Filter {
+    deliveries: AtomicBool,
+    confirms: AtomicBool,
+}
 
 impl AmqpProxy {
     /// Listens on a free local port and forwards to `upstream_url`'s host.
@@ -46,16 +58,16 @@ impl AmqpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
         let port = listener.local_addr().unwrap().port();
         let url = format!("{before}127.0.0.1:{port}/{path}");
-        let connections: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let connections: Arc<Mutex<Vec<Arc<Filter>>>> = Arc::default();
         let registry = connections.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
-                let deaf = Arc::new(AtomicBool::new(false));
-                registry.lock().unwrap().push(deaf.clone());
-                tokio::spawn(pump(client, server, deaf));
+                let filter = Arc::new(Filter::default());
+                registry.lock().unwrap().push(filter.clone());
+                tokio::spawn(pump(client, server, filter));
             }
         });
         AmqpProxy {
@@ -67,8 +79,15 @@ impl AmqpProxy {
 
     /// Makes every connection open now deaf to deliveries.
     pub fn deafen(&self) {
-        for deaf in self.connections.lock().unwrap().iter() {
-            deaf.store(true, Ordering::SeqCst);
+        for filter in self.connections.lock().unwrap().iter() {
+            filter.deliveries.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Makes every connection open now deaf to publisher confirms.
+    pub fn mute_confirms(&self) {
+        for filter in self.connections.lock().unwrap().iter() {
+            filter.confirms.store(true, Ordering::SeqCst);
         }
     }
 
@@ -84,7 +103,7 @@ impl Drop for AmqpProxy {
     }
 }
 
-async fn pump(client: TcpStream, server: TcpStream, deaf: Arc<AtomicBool>) {
+async fn pump(client: TcpStream, server: TcpStream, filter: Arc<Filter>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upstream = async move {
@@ -108,15 +127,17 @@ async fn pump(client: TcpStream, server: TcpStream, deaf: Arc<AtomicBool>) {
             let channel = u16::from_be_bytes([head[1], head[2]]);
             let drop_it = match head[0] {
                 METHOD => {
-                    let deliver = deaf.load(Ordering::SeqCst)
-                        && rest.len() >= 4
-                        && rest[..4] == BASIC_DELIVER;
+                    let method = rest.get(..4);
+                    let deliver = filter.deliveries.load(Ordering::SeqCst)
+                        && method == Some(&BASIC_DELIVER[..]);
                     if deliver {
                         dropping.insert(channel);
                     } else {
                         dropping.remove(&channel);
                     }
-                    deliver
+                    let confirm = filter.confirms.load(Ordering::SeqCst)
+                        && (method == Some(&BASIC_ACK[..]) || method == Some(&BASIC_NACK[..]));
+                    deliver || confirm
                 }
                 HEADER | BODY => dropping.contains(&channel),
                 _ => false,

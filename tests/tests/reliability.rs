@@ -760,3 +760,51 @@ async fn failing_a_revision_run_cancels_its_tasks_in_the_same_transaction() {
     );
     env.cleanup().await;
 }
+
+/// A publish the broker cannot route (its queue was deleted) comes back
+/// (mandatory) and is published again after the topology is declared
+/// again; a publish the broker never confirms is an error once
+/// `CONFIRM_TIMEOUT_SECS` has passed, never taken as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_publish_is_routed_again_and_an_unconfirmed_one_is_an_error() {
+    let env = TestEnv::new("publish_confirms").await;
+    let proxy = testkit::amqp_proxy::AmqpProxy::start(&testkit::amqp_url()).await;
+    let connection = lapin::Connection::connect(&proxy.url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let publisher =
+        shared::queue::Publisher::open(&connection, env.topology(), Duration::from_secs(2))
+            .await
+            .unwrap();
+    let message = |task_id| shared::task::TaskMessage {
+        task_id,
+        revision: "noop".into(),
+        role: Role::Seed,
+        kind: "noop".into(),
+        database: None,
+    };
+    let seed_queue = env.topology().work_queue(Role::Seed);
+
+    delete_work_queues(&env).await;
+    publisher
+        .publish_tasks(&[message(1), message(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        env.queue_depth(&seed_queue).await.unwrap(),
+        2,
+        "both messages are in the queue declared again"
+    );
+
+    proxy.mute_confirms();
+    let started = std::time::Instant::now();
+    let err = publisher
+        .publish_tasks(&[message(3)])
+        .await
+        .expect_err("a publish without a confirm must not count as done");
+    let shown = format!("{err:#}");
+    assert!(shown.contains("CONFIRM_TIMEOUT_SECS"), "{shown}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "{shown}");
+    let _ = connection.close(200, "done".into()).await;
+    env.cleanup().await;
+}
