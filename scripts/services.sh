@@ -806,7 +806,9 @@ env_file="$REPO/.cache/services.env"
     printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
     printf 'AMQP_URL=%q\n' "$AMQP_URL"
     printf 'EMBEDDING_MODEL_DIR=%q\n' "$EMBEDDING_MODEL_DIR"
-    if [[ ${TLS:-0} == 1 ]]; then
+    # Also without TLS=1 while the TLS services from an earlier run are up,
+    # so that a plain run after scripts/test.sh keeps them usable.
+    if [[ ${TLS:-0} == 1 ]] || { [[ -s $TLS_DIR/ca.pem ]] && tcp_answers 127.0.0.1 "$PG_TLS_PORT" && tcp_answers 127.0.0.1 5671; }; then
         printf 'TLS_DATABASE_URL=%q\n' "postgres://postgres@localhost:$PG_TLS_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
         printf 'TLS_AMQP_URL=%q\n' "amqps://guest:guest@localhost:5671/%2f?cacertfile=$TLS_DIR/ca.pem"
         printf 'TLS_DIR=%q\n' "$TLS_DIR"
