@@ -603,6 +603,19 @@ extendedKeyUsage=serverAuth"
     say "tls: throw-away CA and certificates written to $TLS_DIR"
 }
 
+# Copies the CA and the server's certificate and key from $TLS_DIR into
+# DIR for a server running as OWNER; returns 0 when it copied anything.
+install_server_certificates() { # OWNER DIR
+    local f copied=1
+    for f in ca.pem server.pem server.key; do
+        if ! cmp -s "$TLS_DIR/$f" "$2/$f"; then
+            install -o "$1" -m 0600 "$TLS_DIR/$f" "$2/$f" || die "tls: cannot copy $f into $2"
+            copied=0
+        fi
+    done
+    return $copied
+}
+
 ensure_tls_postgres() {
     local changed=0
     if [[ ! -f $PG_ROOT$PG_TLS_CONF_DIR/postgresql.conf ]]; then
@@ -611,13 +624,7 @@ ensure_tls_postgres() {
             die "pg_createcluster $PG_VERSION tls failed"
         changed=1
     fi
-    local f
-    for f in server.pem server.key ca.pem; do
-        if ! cmp -s "$TLS_DIR/$f" "$PG_ROOT$PG_TLS_CONF_DIR/$f"; then
-            install -o "$(stat -c %U "$PG_ROOT$PG_TLS_CONF_DIR/postgresql.conf")" -m 0600 "$TLS_DIR/$f" "$PG_ROOT$PG_TLS_CONF_DIR/$f"
-            changed=1
-        fi
-    done
+    if install_server_certificates "$(stat -c %U "$PG_ROOT$PG_TLS_CONF_DIR/postgresql.conf")" "$PG_ROOT$PG_TLS_CONF_DIR"; then changed=1; fi
     local conf="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
 listen_addresses = '127.0.0.1'
 port = $PG_TLS_PORT
@@ -677,13 +684,8 @@ rabbitmq_tls() { # SCRIPT ARGS...: runs one of RabbitMQ's scripts as the TLS nod
 ensure_tls_rabbitmq() {
     need_root "starting RabbitMQ's TLS node" AMQP_URL
     mkdir -p "$RABBITMQ_TLS_DIR/mnesia" "$RABBITMQ_TLS_DIR/log"
-    local changed=0 f
-    for f in ca.pem server.pem server.key; do
-        if ! cmp -s "$TLS_DIR/$f" "$RABBITMQ_TLS_DIR/$f"; then
-            install -o rabbitmq -m 0600 "$TLS_DIR/$f" "$RABBITMQ_TLS_DIR/$f"
-            changed=1
-        fi
-    done
+    local changed=0
+    if install_server_certificates rabbitmq "$RABBITMQ_TLS_DIR"; then changed=1; fi
     local conf="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
 listeners.tcp = none
 listeners.ssl.default = 5671

@@ -66,6 +66,14 @@ async fn current_with(env: &mut TestEnv, vars: &[(&str, String)]) -> std::proces
         .await
 }
 
+/// The output of a command that must have failed, for the reason to be
+/// checked.
+fn refused(out: &std::process::Output) -> String {
+    let shown = text(out);
+    assert!(!out.status.success(), "{shown}");
+    shown
+}
+
 fn url(host: &str, database: &str, query: &str) -> String {
     format!("postgres://postgres@{host}:5434/{database}?{query}")
 }
@@ -118,8 +126,7 @@ async fn sslmodes_connect_as_libpq_does_and_wrong_certificates_are_refused_clear
         &[("DATABASE_URL", url("127.0.0.1", &database, &verified))],
     )
     .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(shown.contains("cannot connect to the database"), "{shown}");
     assert!(shown.to_lowercase().contains("certificate"), "{shown}");
 
@@ -135,8 +142,7 @@ async fn sslmodes_connect_as_libpq_does_and_wrong_certificates_are_refused_clear
         )],
     )
     .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(shown.to_lowercase().contains("certificate"), "{shown}");
 
     // The server takes TCP over TLS only.
@@ -148,8 +154,7 @@ async fn sslmodes_connect_as_libpq_does_and_wrong_certificates_are_refused_clear
         )],
     )
     .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(shown.contains("no encryption"), "{shown}");
 
     // The original's DB_* variables, with DB_SSLMODE and DB_SSLROOTCERT
@@ -187,8 +192,7 @@ async fn a_server_that_wants_a_client_certificate_gets_the_one_in_sslcert_and_ss
         &[("DATABASE_URL", url("localhost", &database, &verified))],
     )
     .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(shown.contains("certificate"), "{shown}");
 
     let with_certificate = format!(
@@ -263,8 +267,7 @@ async fn a_broker_whose_certificate_the_ca_does_not_vouch_for_is_refused_at_once
     let out = env
         .worker_within(&["--role", "seed"], Duration::from_secs(60))
         .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(
         shown.contains("cannot connect to the broker at amqps://guest:***@localhost:5671"),
         "{shown}"
@@ -276,8 +279,7 @@ async fn a_broker_whose_certificate_the_ca_does_not_vouch_for_is_refused_at_once
     let out = env
         .worker_within(&["--role", "seed"], Duration::from_secs(60))
         .await;
-    let shown = text(&out);
-    assert!(!out.status.success(), "{shown}");
+    let shown = refused(&out);
     assert!(
         shown.contains("cacertfile") && shown.contains("no-such-ca.pem"),
         "{shown}"
