@@ -399,49 +399,12 @@ async fn apply(
     }
 }
 
-/// `pg_ctl stop -m immediate` is SIGQUIT to the postmaster, found as the
-/// parent of a backend of ours (the server must be on this machine); the
-/// project's own `scripts/services.sh` then starts it again.
+/// A local server only (`--no-postgres-restart` skips the fault otherwise).
 async fn restart_postgres(config: &Config) -> anyhow::Result<String> {
     let pool = shared::db::connect(config, 1, Duration::from_secs(60)).await?;
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&pool)
-        .await?;
-    let status = std::fs::read_to_string(format!("/proc/{backend}/status")).with_context(|| {
-        format!("PostgreSQL's backend {backend} is not a process of this machine: the PostgreSQL fault needs a local server (--no-postgres-restart skips it)")
-    })?;
-    let postmaster: i32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|p| p.trim().parse().ok())
-        .context("reading the postmaster's pid")?;
-    kill(Pid::from_raw(postmaster), Signal::SIGQUIT)?;
+    let done = testkit::services::restart_postgres_immediately(&pool).await;
     pool.close().await;
-    let down = Instant::now();
-    while Path::new(&format!("/proc/{postmaster}")).exists()
-        && down.elapsed() < Duration::from_secs(30)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let script = testkit::repo_root().join("scripts/services.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} could not start PostgreSQL again: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(format!(
-        "SIGQUIT to postmaster {postmaster}; down {:.1} s in all, started by scripts/services.sh",
-        down.elapsed().as_secs_f64()
-    ))
+    done
 }
 
 async fn run_command(program: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -55,6 +55,17 @@ pub fn replace_first(content: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The header and records of a CSV file of `dir`, for a test that rewrites it.
+pub fn read_csv(dir: &Path, file: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_path(dir.join(file)).expect("open the CSV file");
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let records = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, records)
+}
+
 /// Writes a CSV file of `header` and `records` (quoted as needed) into `dir`.
 pub fn write_csv(dir: &Path, file: &str, header: &[&str], records: &[Vec<String>]) {
     let mut writer = csv::Writer::from_path(dir.join(file)).expect("create the CSV file");
