@@ -21,6 +21,9 @@
 # PG_PORT, DEBIAN_MIRROR (default: the Debian mirror that apt uses here),
 # TLS=1 (also a throw-away CA in /var/lib/agenticshop/tls and a TLS-only
 # cluster on 127.0.0.1:$PG_TLS_PORT, default 5434, for the TLS tests),
+# REMOTE=1 (also nginx on 127.0.0.1:$HTTP_DATA_PORT, default 8088, and moto's
+# S3-compatible server on 127.0.0.1:$S3_PORT, default 5055, for the tests of
+# remote data directories),
 # SERVICES_VERIFY=full (run the scratch-database check even on a warm run).
 set -euo pipefail
 
@@ -721,6 +724,99 @@ ssl_options.fail_if_no_peer_cert = false"
 }
 
 # ---------------------------------------------------------------------------
+# Remote data directories (REMOTE=1): a web server that honours Range (nginx,
+# Debian's nginx-light) and an S3-compatible server (moto in server mode,
+# from PyPI), for tests/tests/remote_data.rs. Both bind to 127.0.0.1 only.
+REMOTE_DIR=$STATE_DIR/remote
+HTTP_DATA_PORT="${HTTP_DATA_PORT:-8088}"
+S3_PORT="${S3_PORT:-5055}"
+S3_TEST_BUCKET=agenticshop-test
+
+ensure_nginx() {
+    command -v nginx >/dev/null 2>&1 || apt_install nginx-light
+    mkdir -p "$REMOTE_DIR/nginx/logs" "$REMOTE_DIR/nginx/tmp" "$REMOTE_DIR/www"
+    local conf_file="$REMOTE_DIR/nginx/nginx.conf" changed=0
+    local conf="# Written by AgenticShop's scripts/services.sh; changes here are overwritten.
+user root;
+daemon on;
+worker_processes 1;
+pid $REMOTE_DIR/nginx/nginx.pid;
+error_log $REMOTE_DIR/nginx/logs/error.log;
+events { worker_connections 256; }
+http {
+    # What the tests check: a worker asks for its own range, not the whole file.
+    log_format ranges '\$request_method \$uri \$status \$body_bytes_sent \"\$http_range\"';
+    access_log $REMOTE_DIR/nginx/logs/access.log ranges;
+    client_body_temp_path $REMOTE_DIR/nginx/tmp/body;
+    proxy_temp_path $REMOTE_DIR/nginx/tmp/proxy;
+    types { text/csv csv; }
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$HTTP_DATA_PORT;
+        root $REMOTE_DIR/www;
+        # A folder the server refuses, for the tests of a 403.
+        location /forbidden/ { return 403; }
+    }
+}"
+    if [[ ! -f $conf_file || "$(cat "$conf_file")" != "$conf" ]]; then
+        printf '%s\n' "$conf" >"$conf_file"
+        changed=1
+    fi
+    local pid
+    pid="$(cat "$REMOTE_DIR/nginx/nginx.pid" 2>/dev/null || true)"
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        if [[ $changed == 0 ]]; then
+            say "nginx: already serving $REMOTE_DIR/www at http://127.0.0.1:$HTTP_DATA_PORT/"
+            return
+        fi
+        nginx -c "$conf_file" -s reload 9>&- || die "nginx: reloading $conf_file failed"
+    else
+        # 9>&-: the daemon must not keep this script's lock (fd 9) open.
+        nginx -c "$conf_file" 9>&- || die "nginx: could not start with $conf_file (see $REMOTE_DIR/nginx/logs/error.log)"
+    fi
+    local i
+    for ((i = 0; i < 20; i++)); do
+        if tcp_answers 127.0.0.1 "$HTTP_DATA_PORT"; then
+            say "nginx: serving $REMOTE_DIR/www at http://127.0.0.1:$HTTP_DATA_PORT/"
+            return
+        fi
+        sleep 0.5
+    done
+    die "nginx: not answering at 127.0.0.1:$HTTP_DATA_PORT; see $REMOTE_DIR/nginx/logs/error.log"
+}
+
+ensure_moto() {
+    local venv="$REMOTE_DIR/moto-venv"
+    if [[ ! -x $venv/bin/moto_server ]]; then
+        say "s3: installing moto[server] from PyPI into $venv"
+        python3 -m venv "$venv" || die "s3: python3 -m venv failed"
+        "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6' </dev/null ||
+            die "s3: pip install moto[server] failed"
+    fi
+    if ! tcp_answers 127.0.0.1 "$S3_PORT"; then
+        # In memory: a restart forgets every bucket, so the test bucket is made below.
+        setsid nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
+            >>"$REMOTE_DIR/moto.log" 2>&1 </dev/null 9>&- &
+        local i
+        for ((i = 0; i < 60; i++)); do
+            tcp_answers 127.0.0.1 "$S3_PORT" && break
+            sleep 0.5
+        done
+        tcp_answers 127.0.0.1 "$S3_PORT" || die "s3: moto not answering at 127.0.0.1:$S3_PORT; see $REMOTE_DIR/moto.log"
+        say "s3: moto started at http://127.0.0.1:$S3_PORT"
+    else
+        say "s3: moto already answering at http://127.0.0.1:$S3_PORT"
+    fi
+    # moto takes an unsigned CreateBucket; an existing bucket answers 200 too.
+    curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$S3_TEST_BUCKET" ||
+        die "s3: could not create the bucket $S3_TEST_BUCKET"
+}
+
+remote_services_up() {
+    tcp_answers 127.0.0.1 "$HTTP_DATA_PORT" && tcp_answers 127.0.0.1 "$S3_PORT"
+}
+
+# ---------------------------------------------------------------------------
 # the local embedding model
 
 model_complete() {
@@ -801,6 +897,10 @@ if [[ ${TLS:-0} == 1 ]]; then
     ensure_tls_postgres
     ensure_tls_rabbitmq
 fi
+if [[ ${REMOTE:-0} == 1 ]]; then
+    ensure_nginx
+    ensure_moto
+fi
 
 mkdir -p "$REPO/.cache"
 env_file="$REPO/.cache/services.env"
@@ -814,6 +914,15 @@ env_file="$REPO/.cache/services.env"
         printf 'TLS_DATABASE_URL=%q\n' "postgres://postgres@localhost:$PG_TLS_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
         printf 'TLS_AMQP_URL=%q\n' "amqps://guest:guest@localhost:5671/%2f?cacertfile=$TLS_DIR/ca.pem"
         printf 'TLS_DIR=%q\n' "$TLS_DIR"
+    fi
+    # Not AWS_* themselves: sourcing this file must not point a user's own
+    # S3 tools at the test server. The tests pass them to the processes they start.
+    if [[ ${REMOTE:-0} == 1 ]] || remote_services_up; then
+        printf 'TEST_HTTP_DATA_URL=%q\n' "http://127.0.0.1:$HTTP_DATA_PORT/"
+        printf 'TEST_HTTP_DATA_ROOT=%q\n' "$REMOTE_DIR/www"
+        printf 'TEST_HTTP_DATA_LOG=%q\n' "$REMOTE_DIR/nginx/logs/access.log"
+        printf 'TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:$S3_PORT"
+        printf 'TEST_S3_BUCKET=%q\n' "$S3_TEST_BUCKET"
     fi
 } >"$env_file.tmp.$$"
 mv "$env_file.tmp.$$" "$env_file"

@@ -127,6 +127,35 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// True when a data directory (or a file of one) names a remote location,
+/// `s3://` or `http(s)://`, rather than a path.
+pub fn is_remote_data(location: &str) -> bool {
+    ["s3://", "http://", "https://"]
+        .iter()
+        .any(|scheme| location.starts_with(scheme))
+}
+
+/// A remote data directory may not carry credentials (user info, a query
+/// string such as a signature): they would be stored in every task row and
+/// shown by `status`. The message shows the URL redacted.
+pub fn check_remote_data(location: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(location)
+        .map_err(|e| format!("{} is not a valid URL: {e}", redact_url(location)))?;
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        return Err(format!(
+            "{}: a data directory URL may not carry credentials or a query string (they would be stored in \
+             the task rows); give S3 credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+            redact_url(location)
+        ));
+    }
+    if url.scheme() == "s3" && url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{location}: an S3 data directory is s3://BUCKET/PREFIX/"
+        ));
+    }
+    Ok(url)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {variable} = {shown:?} is not valid: {reason}")]
@@ -524,6 +553,18 @@ pub struct EnrichmentConfig {
     pub local_threads: usize,
 }
 
+/// The usual `AWS_*` variables an S3-compatible data directory is reached with.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`): a self-hosted store; empty for AWS.
+    pub endpoint: String,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`).
+    pub region: String,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    pub session_token: Secret,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: ConnectionUrl,
@@ -533,7 +574,11 @@ pub struct Config {
     /// (`agenticshop-<uuid>`, see `queue::Topology::for_database`), so that
     /// several databases share one broker without seeing each other's tasks.
     pub queue_prefix: Option<String>,
+    /// A path, or an `s3://` / `http(s)://` URL (remote data directories).
     pub data_dir: PathBuf,
+    /// The S3 settings of an `s3://` data directory, as `config` shows them
+    /// (the seed's object store client reads the same `AWS_*` variables).
+    pub s3: S3Settings,
     /// Attempts per task before it is dead-lettered.
     pub task_max_attempts: i32,
     /// A running task whose worker has not renewed its lease for this long
@@ -642,6 +687,19 @@ impl Source {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// `DATA_DIR`: a path, or a remote data directory without credentials in it.
+    fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        let raw = self.string("DATA_DIR", "data");
+        if is_remote_data(&raw) {
+            check_remote_data(&raw).map_err(|reason| ConfigError::Invalid {
+                variable: "DATA_DIR",
+                shown: redact_url(&raw),
+                reason,
+            })?;
+        }
+        Ok(PathBuf::from(raw))
     }
 
     fn positive<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -953,7 +1011,14 @@ impl Config {
             database_url: src.database_url()?,
             amqp_url,
             queue_prefix,
-            data_dir: PathBuf::from(src.string("DATA_DIR", "data")),
+            data_dir: src.data_dir()?,
+            s3: S3Settings {
+                endpoint: src.string("AWS_ENDPOINT_URL", &src.string("AWS_ENDPOINT", "")),
+                region: src.string("AWS_REGION", &src.string("AWS_DEFAULT_REGION", "")),
+                access_key_id: Secret::new(src.string("AWS_ACCESS_KEY_ID", "")),
+                secret_access_key: Secret::new(src.string("AWS_SECRET_ACCESS_KEY", "")),
+                session_token: Secret::new(src.string("AWS_SESSION_TOKEN", "")),
+            },
             task_max_attempts: src.positive("TASK_MAX_ATTEMPTS", 3i32)?,
             task_lease_secs: src.positive("TASK_LEASE_SECS", 60u64)?,
             task_lock_timeout_secs: src.positive("TASK_LOCK_TIMEOUT_SECS", 5u64)?,
@@ -995,6 +1060,28 @@ impl Config {
                 }),
             ),
             ("DATA_DIR", self.data_dir.display().to_string()),
+            (
+                "AWS_ENDPOINT_URL",
+                if self.s3.endpoint.is_empty() {
+                    "(not set: AWS)".into()
+                } else {
+                    redact_url(&self.s3.endpoint)
+                },
+            ),
+            (
+                "AWS_REGION",
+                if self.s3.region.is_empty() {
+                    "(not set)".into()
+                } else {
+                    self.s3.region.clone()
+                },
+            ),
+            ("AWS_ACCESS_KEY_ID", self.s3.access_key_id.to_string()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.s3.secret_access_key.to_string(),
+            ),
+            ("AWS_SESSION_TOKEN", self.s3.session_token.to_string()),
             ("TASK_MAX_ATTEMPTS", self.task_max_attempts.to_string()),
             ("TASK_LEASE_SECS", self.task_lease_secs.to_string()),
             (
@@ -1279,15 +1366,48 @@ mod tests {
     }
 
     #[test]
+    fn a_data_directory_url_with_credentials_is_refused_without_showing_them() {
+        for url in [
+            "https://user:pw-data@files.example/data/",
+            "https://files.example/data/?sig=sig-value",
+        ] {
+            let err = Config::from_source(&Source::from_pairs([("DATA_DIR", url)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("DATA_DIR") && err.contains("credentials"),
+                "{err}"
+            );
+            assert!(
+                !err.contains("pw-data") && !err.contains("sig-value"),
+                "{err}"
+            );
+        }
+        let remote =
+            Config::from_source(&Source::from_pairs([("DATA_DIR", "s3://bucket/seed/")])).unwrap();
+        assert_eq!(remote.data_dir.to_string_lossy(), "s3://bucket/seed/");
+    }
+
+    #[test]
     fn api_keys_are_redacted_everywhere() {
         let src = Source::from_pairs([
             ("OPENAI_API_KEY", "sk-secret-123"),
             ("AZURE_OPENAI_API_KEY", "az-secret-456"),
             ("AMQP_URL", "amqp://user:pw-789@broker:5672/%2f"),
+            ("AWS_ACCESS_KEY_ID", "AKIA-secret-id"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-key"),
+            ("AWS_SESSION_TOKEN", "aws-session-token"),
         ]);
         let config = Config::from_source(&src).unwrap();
         let printed = format!("{config:?} {:?}", config.describe());
-        for secret in ["sk-secret-123", "az-secret-456", "pw-789"] {
+        for secret in [
+            "sk-secret-123",
+            "az-secret-456",
+            "pw-789",
+            "AKIA-secret-id",
+            "aws-secret-key",
+            "aws-session-token",
+        ] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
     }

@@ -23,6 +23,7 @@ use super::memories::{memory_prune_sql, memory_upsert_sql};
 use super::tables::{self, Table};
 use super::tasks::{self as seed, FinalizePayload, Mode, SeedFile};
 use shared::exec::{Completed, Permanent, TaskContext};
+use super::source::RemoteFile;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::path::Path;
 
@@ -172,9 +173,18 @@ async fn apply(
     table: &'static Table,
     source: &SeedFile,
 ) -> anyhow::Result<i64> {
-    let file = Path::new(&source.file);
-    let header = read_header(file).await?;
-    let name = seed::display_name(file);
+    // Only the header is read; a remote file's as it was planned.
+    let planned = RemoteFile {
+        bytes: match source.bytes {
+            Some(bytes) => bytes,
+            None => std::fs::metadata(&source.file).map_or(0, |m| m.len()),
+        },
+        etag: source.etag.clone(),
+    };
+    let header_end = source.header_end.unwrap_or(planned.bytes);
+    let view = super::source::open(&source.file, &planned, std::slice::from_ref(&(0..header_end))).await?;
+    let header = read_header(&view.path).await?;
+    let name = seed::display_name(Path::new(&source.file));
     let mapping =
         Mapping::new(table, &name, &header.columns, &source.header).map_err(Permanent::new)?;
     let staging = seed::staging_table(run, table.name);

@@ -11,6 +11,7 @@
 //! the range again.
 
 use super::encode::{self, FieldError, Mapping, ERROR_CAP};
+use super::source::{self, LocalView, RemoteFile};
 use super::tables;
 use super::tasks::{self as seed, LoadPayload, Mode};
 use anyhow::Context as _;
@@ -19,25 +20,23 @@ use shared::exec::{Completed, Permanent, TaskContext};
 use sqlx::postgres::PgDatabaseError;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub async fn execute(ctx: TaskContext<'_>, payload: LoadPayload) -> anyhow::Result<Completed> {
     let table = tables::find(&payload.table)
         .ok_or_else(|| Permanent::new(format!("unknown seed table {:?}", payload.table)))?;
-    let path = PathBuf::from(&payload.file);
+    let planned = RemoteFile {
+        bytes: payload.file_bytes,
+        etag: payload.etag.clone(),
+    };
+    // The header and this task's range: all a worker reads of a remote file
+    // (a task planned without `header_end` reads everything before its range).
+    let chunk = payload.chunk;
+    let header_end = payload.header_end.unwrap_or(chunk.start);
+    let view = source::open(&payload.file, &planned, &[0..header_end, chunk.start..chunk.end]).await?;
+    let path = view.path.clone();
     let header = read_header(&path).await?;
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if bytes != payload.file_bytes {
-        return Err(Permanent::new(format!(
-            "{} has {bytes} bytes on this worker, but had {} when the seed was planned: \
-             the file changed (or this machine sees another file at that path); \
-             run the command again to plan afresh",
-            path.display(),
-            payload.file_bytes
-        ))
-        .into());
-    }
-    verify_identity(&path, &payload, header.data_start).await?;
+    verify_identity(&view, &payload, header.data_start).await?;
     let mapping = Mapping::new(
         table,
         &seed::display_name(&path),
@@ -123,8 +122,8 @@ pub async fn execute(ctx: TaskContext<'_>, payload: LoadPayload) -> anyhow::Resu
 /// Fails the task, before anything is loaded, when the bytes of the file's
 /// header or of the task's range are not those the planner hashed: the
 /// file was edited since (even keeping its size and modification time).
-async fn verify_identity(path: &Path, payload: &LoadPayload, data_start: u64) -> anyhow::Result<()> {
-    let (owned, chunk) = (path.to_path_buf(), payload.chunk);
+async fn verify_identity(view: &LocalView, payload: &LoadPayload, data_start: u64) -> anyhow::Result<()> {
+    let (owned, chunk) = (view.path.clone(), payload.chunk);
     let (header, range) = tokio::task::spawn_blocking(move || {
         anyhow::Ok((
             csv_chunks::digest(&owned, 0, data_start)?,
@@ -148,25 +147,15 @@ async fn verify_identity(path: &Path, payload: &LoadPayload, data_start: u64) ->
         Some(what) => Err(Permanent::new(format!(
             "{} changed since the seed was planned: {what} holds other content at the same file size; \
              nothing of it was loaded; run the command again to plan afresh from the file as it is now",
-            path.display()
+            view.shown
         ))
         .into()),
     }
 }
 
-/// The header of a file a task names; a missing file is a permanent error
-/// that says where the worker looked.
+/// The header of a file opened by [`source::open`]; bad input there is a
+/// permanent error.
 pub async fn read_header(path: &Path) -> anyhow::Result<csv_chunks::Header> {
-    if !path.exists() {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        return Err(Permanent::new(format!(
-            "{} does not exist on this worker (host {}): every worker machine must see the data directory \
-             at the same path as the orchestrator (a shared or copied folder)",
-            path.display(),
-            host.trim()
-        ))
-        .into());
-    }
     let owned = path.to_path_buf();
     tokio::task::spawn_blocking(move || csv_chunks::read_header(&owned))
         .await

@@ -22,6 +22,7 @@ mod finalize;
 mod load;
 pub(crate) mod memories;
 mod plan;
+mod source;
 mod tables;
 pub mod tasks;
 

@@ -24,7 +24,8 @@ use shared::plan::{typed_task, Direction, Phase, PlanContext, PlannedTask};
 use shared::store;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use super::source::{self, DataDir, RemoteFile};
+use std::path::Path;
 
 pub struct SeedPlanner;
 
@@ -45,8 +46,10 @@ pub struct LoadInputs {
 #[derive(Debug, Clone)]
 pub struct ScannedFile {
     pub table: String,
-    /// Absolute.
-    pub file: PathBuf,
+    /// An absolute path or a URL ([`source`]).
+    pub file: String,
+    /// A remote file's ETag when it was scanned.
+    pub etag: Option<String>,
     /// How its header differs from the table (older naming).
     pub header: HeaderRenames,
     pub scan: csv_chunks::Scan,
@@ -76,7 +79,7 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
             let Some(scanned) = inputs.files.iter().find(|f| f.table == table) else {
                 continue;
             };
-            let name = seed::display_name(&scanned.file);
+            let name = seed::display_name(Path::new(&scanned.file));
             let mut first_record = 1;
             for chunk in scanned.scan.chunks.iter().copied() {
                 let last_record = first_record + chunk.records - 1;
@@ -87,11 +90,13 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                     label,
                     &SeedTask::Load(LoadPayload {
                         table: table.to_string(),
-                        file: scanned.file.display().to_string(),
+                        file: scanned.file.clone(),
                         header: scanned.header.clone(),
                         chunk,
                         file_bytes: scanned.scan.bytes,
                         header_digest: Some(scanned.scan.header_digest),
+                        etag: scanned.etag.clone(),
+                        header_end: Some(scanned.scan.header.data_start),
                         mode,
                         memory_table: memory_table.clone(),
                     }),
@@ -118,8 +123,11 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
                     .iter()
                     .map(|f| SeedFile {
                         table: f.table.clone(),
-                        file: f.file.display().to_string(),
+                        file: f.file.clone(),
                         header: f.header.clone(),
+                        bytes: Some(f.scan.bytes),
+                        etag: f.etag.clone(),
+                        header_end: Some(f.scan.header.data_start),
                     })
                     .collect(),
                 memory_table,
@@ -134,7 +142,7 @@ pub fn load_plan(inputs: &LoadInputs) -> Vec<Phase> {
 impl SeedPlanner {
     async fn load(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         let memory_table = ctx.config.memory_table.clone();
-        let data_dir = data_dir(&ctx.data_dir)?;
+        let data_dir = DataDir::parse(&ctx.data_dir)?;
         let mode = match ctx.direction {
             Direction::Rerun => Mode::Merge,
             _ if all_empty(ctx.pool).await? => Mode::Fresh,
@@ -144,19 +152,24 @@ impl SeedPlanner {
             }
         };
         let memory_state = memory_table_state(ctx.pool, &memory_table).await?;
-        let sources = resolve_files(&data_dir)?;
+        let sources = resolve_files(&data_dir).await?;
         let mut files = Vec::new();
         let mut older = Vec::new();
         for table in seed::tables() {
-            let file = sources[table].clone();
-            let scan = scan_file(&file, ctx.config.seed_task_rows).await?;
-            let header = header_renames(table, &file, &scan.header.columns);
-            if let Some(mapped) = describe_mapping(table, &seed::display_name(&file), &header) {
+            let (name, remote) = &sources[table];
+            let file = data_dir.join(name);
+            let scan = match remote {
+                None => scan_file(Path::new(&file), ctx.config.seed_task_rows).await?,
+                Some(remote) => scan_remote(&file, remote, ctx.config.seed_task_rows).await?,
+            };
+            let header = header_renames(table, name, &scan.header.columns);
+            if let Some(mapped) = describe_mapping(table, name, &header) {
                 older.push(mapped);
             }
             files.push(ScannedFile {
                 table: table.to_string(),
                 file,
+                etag: remote.as_ref().and_then(|r| r.etag.clone()),
                 header,
                 scan,
             });
@@ -164,7 +177,7 @@ impl SeedPlanner {
         if !older.is_empty() {
             shared::say!(
                 "seed: {} is (partly) in the older naming of the original; mapped {}",
-                data_dir.display(),
+                data_dir.shown(),
                 older.join("; ")
             );
         }
@@ -262,45 +275,46 @@ impl Planner for SeedPlanner {
     }
 }
 
-/// The data directory as an absolute path (workers resolve it on their own
-/// machines, from their own working directories).
-fn data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    let absolute = std::fs::canonicalize(dir).with_context(|| {
-        format!(
-            "the data directory {} does not exist or cannot be read; point --data-dir or DATA_DIR at the folder of CSV files",
-            dir.display()
-        )
-    })?;
-    if !absolute.is_dir() {
-        bail!("the data directory {} is not a folder", absolute.display());
-    }
-    Ok(absolute)
-}
-
 /// The file of every seeded table: its current name, or its older one
 /// ([`seed::OLDER_SPELLINGS`]). Decided for all tables before any is read,
 /// so a directory holding both spellings of a table, or missing one, is
 /// refused before anything is planned, let alone written.
-fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBuf>> {
+async fn resolve_files(
+    data_dir: &DataDir,
+) -> anyhow::Result<HashMap<&'static str, (String, Option<RemoteFile>)>> {
+    // Whether a file of that name is there (and, remote, its size and ETag).
+    let mut present: HashMap<String, Option<RemoteFile>> = HashMap::new();
+    for table in seed::tables() {
+        let names = std::iter::once(seed::file_name(table))
+            .chain(seed::older_spelling(table).map(|o| o.file.to_string()));
+        for name in names {
+            let location = data_dir.join(&name);
+            let found = match data_dir {
+                DataDir::Local(_) => Path::new(&location).exists().then_some(None),
+                DataDir::Remote(_) => source::head(&location).await?.map(Some),
+            };
+            if let Some(remote) = found {
+                present.insert(name, remote);
+            }
+        }
+    }
     let mut files = HashMap::new();
     for table in seed::tables() {
-        let current = data_dir.join(seed::file_name(table));
+        let current = seed::file_name(table);
         let older = seed::older_spelling(table)
-            .map(|o| data_dir.join(o.file))
+            .map(|o| o.file.to_string())
             .filter(|older| *older != current);
-        let file = match (current.exists(), older) {
-            (true, Some(older)) if older.exists() => bail!(
-                "{} holds both {} and {}, two spellings of table {table} (the current and the older naming); \
+        let name = match (present.contains_key(&current), older) {
+            (true, Some(older)) if present.contains_key(&older) => bail!(
+                "{} holds both {current} and {older}, two spellings of table {table} (the current and the older naming); \
                  remove or rename one of them, nothing was loaded",
-                data_dir.display(),
-                seed::display_name(&current),
-                seed::display_name(&older)
+                data_dir.shown(),
             ),
-            (false, Some(older)) if older.exists() => older,
+            (false, Some(older)) if present.contains_key(&older) => older,
             (true, _) => current,
             (false, _) => bail!(
                 "{} is missing: the seed loads one file per table ({}), all of them required{}",
-                current.display(),
+                data_dir.join(&current),
                 seed::tables()
                     .map(seed::file_name)
                     .collect::<Vec<_>>()
@@ -311,7 +325,8 @@ fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBu
                     .unwrap_or_default()
             ),
         };
-        files.insert(table, file);
+        let remote = present[&name].clone();
+        files.insert(table, (name, remote));
     }
     Ok(files)
 }
@@ -320,11 +335,11 @@ fn resolve_files(data_dir: &Path) -> anyhow::Result<HashMap<&'static str, PathBu
 /// file is called: a `product_reviews.csv` that still says `review_text`
 /// would otherwise load every review as NULL (an unknown column is only
 /// ignored). Dropped columns are only expected under the older file name.
-fn header_renames(table: &str, file: &Path, header: &[String]) -> HeaderRenames {
+fn header_renames(table: &str, file_name: &str, header: &[String]) -> HeaderRenames {
     let Some(older) = seed::older_spelling(table) else {
         return HeaderRenames::default();
     };
-    let older_file = seed::display_name(file) == older.file;
+    let older_file = file_name == older.file;
     let has = |name: &str| header.iter().any(|h| h == name);
     HeaderRenames {
         renamed: older
@@ -376,6 +391,28 @@ async fn scan_file(file: &Path, records_per_chunk: u64) -> anyhow::Result<csv_ch
     tokio::task::spawn_blocking(move || csv_chunks::scan(&owned, records_per_chunk))
         .await
         .context("the CSV scanner panicked")?
+}
+
+/// Scans a remote file from a local copy (a record boundary can only be
+/// found by reading everything before it), removed once scanned. Messages
+/// name the file by its URL.
+async fn scan_remote(
+    location: &str,
+    remote: &RemoteFile,
+    records_per_chunk: u64,
+) -> anyhow::Result<csv_chunks::Scan> {
+    let copy = std::env::temp_dir().join(format!(
+        "agenticshop-scan-{}-{}",
+        uuid::Uuid::new_v4().simple(),
+        seed::display_name(Path::new(location))
+    ));
+    let scanned = async {
+        source::download(location, remote, &copy).await?;
+        scan_file(&copy, records_per_chunk).await
+    }
+    .await;
+    let _ = std::fs::remove_file(&copy);
+    scanned.map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replace(&copy.display().to_string(), location)))
 }
 
 async fn all_empty(pool: &PgPool) -> anyhow::Result<bool> {
@@ -458,7 +495,8 @@ mod tests {
                     let records: &[u64] = if t == seed::PHASES[1][1] { &[3, 3, 1] } else { &[2] };
                     ScannedFile {
                         table: t.to_string(),
-                        file: PathBuf::from(format!("/data/{t}.csv")),
+                        file: format!("/data/{t}.csv"),
+                        etag: None,
                         header: HeaderRenames::default(),
                         scan: scan(records),
                     }
@@ -530,7 +568,7 @@ mod tests {
         let header = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let mixed = header_renames(
             "product_reviews",
-            Path::new("/data/product_reviews.csv"),
+            "product_reviews.csv",
             &header(&["id", "product_id", "review_text", "rating"]),
         );
         assert_eq!(
@@ -539,13 +577,13 @@ mod tests {
         );
         let both = header_renames(
             "product_reviews",
-            Path::new("/data/product_reviews.csv"),
+            "product_reviews.csv",
             &header(&["id", "review", "review_text"]),
         );
         assert!(both.renamed.is_empty(), "a current column is never replaced");
         let current = header_renames(
             "product_features",
-            Path::new("/data/product_features.csv"),
+            "product_features.csv",
             &header(&["id", "product_id", "feature_id"]),
         );
         assert!(current.is_empty());

@@ -123,10 +123,19 @@ impl HeaderRenames {
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
     pub table: String,
-    /// Absolute path, which every worker machine must see as the orchestrator does.
+    /// An absolute path, which every worker machine must see as the
+    /// orchestrator does, or an `s3://` / `http(s)://` URL.
     pub file: String,
     #[serde(default)]
     pub header: HeaderRenames,
+    /// Size, ETag (remote files) and header length when planned: what a
+    /// worker needs to read the header of a remote file as it was planned.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub header_end: Option<u64>,
 }
 
 /// Every table emptied when the seed is undone, qualified, dependents first
@@ -170,7 +179,8 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct LoadPayload {
     pub table: String,
-    /// Absolute path, which every worker machine must see as the orchestrator does.
+    /// An absolute path, which every worker machine must see as the
+    /// orchestrator does, or an `s3://` / `http(s)://` URL.
     pub file: String,
     #[serde(default)]
     pub header: HeaderRenames,
@@ -183,6 +193,13 @@ pub struct LoadPayload {
     /// fails the task instead of loading them. `None`: planned before.
     #[serde(default)]
     pub header_digest: Option<u64>,
+    /// A remote file's ETag when it was planned: every read is conditional on it.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Byte offset of the first data record: a worker reading a remote file
+    /// fetches `[0, header_end)` and its own range, nothing else.
+    #[serde(default)]
+    pub header_end: Option<u64>,
     pub mode: Mode,
     /// Where `users.preferences` go (`public.<memory_table>`).
     pub memory_table: String,
