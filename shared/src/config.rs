@@ -97,6 +97,19 @@ const SECRET_QUERY_PARAMETERS: &[&str] = &[
 /// a string that does not parse as a URL is masked whole, since it may be
 /// anything.
 pub fn redact_url(raw: &str) -> String {
+    // A list of URLs (AMQP_URL's broker addresses): each part on its own,
+    // or a password of the second would pass as part of the first's path.
+    if raw.contains(',')
+        && raw
+            .split(',')
+            .all(|part| url::Url::parse(part.trim()).is_ok())
+    {
+        return raw
+            .split(',')
+            .map(|part| redact_url(part.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match url::Url::parse(raw) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
@@ -976,18 +989,17 @@ impl Config {
             batch_poll_secs: src.positive("ENRICH_BATCH_POLL_SECS", 60u64)?,
             local_threads: src.parse("ENRICH_THREADS", 0usize)?,
         };
-        let amqp_url = src.url(
-            "AMQP_URL",
-            src.string("AMQP_URL", DEFAULT_AMQP_URL),
-            &["amqp", "amqps"],
-        )?;
-        // The TLS files the URL names are read now, so that a wrong path
-        // stops the process at start rather than at every reconnection.
-        crate::queue::tls_config(amqp_url.expose()).map_err(|e| ConfigError::Invalid {
-            variable: "AMQP_URL",
-            shown: amqp_url.redacted(),
-            reason: format!("{e:#}"),
-        })?;
+        let amqp_url = ConnectionUrl::new(src.string("AMQP_URL", DEFAULT_AMQP_URL));
+        for address in crate::queue::broker_addresses(amqp_url.expose()) {
+            src.url("AMQP_URL", address.to_string(), &["amqp", "amqps"])?;
+            // The TLS files the URL names are read now, so that a wrong path
+            // stops the process at start rather than at every reconnection.
+            crate::queue::tls_config(address).map_err(|e| ConfigError::Invalid {
+                variable: "AMQP_URL",
+                shown: amqp_url.redacted(),
+                reason: format!("{e:#}"),
+            })?;
+        }
         let queue_prefix = src.get("QUEUE_PREFIX").map(str::to_string);
         if let Some(prefix) = &queue_prefix {
             if !prefix
@@ -1386,6 +1398,29 @@ mod tests {
         let remote =
             Config::from_source(&Source::from_pairs([("DATA_DIR", "s3://bucket/seed/")])).unwrap();
         assert_eq!(remote.data_dir.to_string_lossy(), "s3://bucket/seed/");
+    }
+
+    #[test]
+    fn amqp_url_takes_several_broker_addresses_each_checked_and_redacted() {
+        let list = "amqp://u:pw-one@broker-a:5672/%2f, amqp://u:pw-two@broker-b:5672/%2f";
+        let config = Config::from_source(&Source::from_pairs([("AMQP_URL", list)])).unwrap();
+        let addresses: Vec<&str> =
+            crate::queue::broker_addresses(config.amqp_url.expose()).collect();
+        assert_eq!(addresses.len(), 2);
+        let shown = format!("{config:?} {:?}", config.describe());
+        assert!(
+            !shown.contains("pw-one") && !shown.contains("pw-two"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("broker-a") && shown.contains("broker-b"),
+            "{shown}"
+        );
+        let bad = "amqp://broker-a/%2f,http://broker-b/";
+        let err = Config::from_source(&Source::from_pairs([("AMQP_URL", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AMQP_URL") && err.contains("http"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use crate::backoff::{Backoff, Verdict};
 use crate::catalogue::Role;
-use crate::config::Config;
+use crate::config::{redact_url, Config};
 use crate::task::TaskMessage;
 use anyhow::{bail, Context};
 use lapin::options::{
@@ -268,23 +268,52 @@ pub async fn connect(
     name: &str,
     patience: Duration,
 ) -> anyhow::Result<Connection> {
-    let tls = tls_config(config.amqp_url.expose())?;
+    let addresses: Vec<(&str, OwnedTLSConfig)> = broker_addresses(config.amqp_url.expose())
+        .map(|address| Ok((address, tls_config(address)?)))
+        .collect::<anyhow::Result<_>>()?;
     let policy =
         Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_patience(patience);
     crate::backoff::retry(
         policy,
         || async {
-            let properties = ConnectionProperties::default().with_connection_name(name.into());
-            Connection::connect_with_config(
-                config.amqp_url.expose(),
-                properties,
-                tls.clone(),
-                lapin::runtime::default_runtime()?,
-            )
-            .await
+            // lapin takes one URL per connection: the addresses in turn, each
+            // given a bounded time (an unreachable host never answers).
+            let mut failure = None;
+            for (i, (address, tls)) in addresses.iter().enumerate() {
+                let properties = ConnectionProperties::default().with_connection_name(name.into());
+                let attempt = Connection::connect_with_config(
+                    address,
+                    properties,
+                    tls.clone(),
+                    lapin::runtime::default_runtime()?,
+                );
+                let error = match tokio::time::timeout(BROKER_CONNECT_TIMEOUT, attempt).await {
+                    Ok(Ok(connection)) => {
+                        if i > 0 {
+                            tracing::info!(
+                                "connected to the broker at {} (address {} of {})",
+                                redact_url(address),
+                                i + 1,
+                                addresses.len()
+                            );
+                        }
+                        return Ok(connection);
+                    }
+                    Ok(Err(e)) => anyhow::Error::new(e),
+                    Err(_) => anyhow::anyhow!("no answer within {BROKER_CONNECT_TIMEOUT:?}"),
+                };
+                if addresses.len() > 1 {
+                    tracing::warn!(
+                        "broker at {} not reachable ({error}); trying the next address",
+                        redact_url(address)
+                    );
+                }
+                failure = Some(error);
+            }
+            Err(failure.unwrap_or_else(|| anyhow::anyhow!("AMQP_URL names no broker")))
         },
-        |e| {
-            if crate::backoff::is_tls_refusal(e) {
+        |e: &anyhow::Error| {
+            if crate::backoff::is_tls_refusal(e.as_ref()) {
                 Verdict::Stop
             } else {
                 Verdict::Retry
@@ -299,11 +328,20 @@ pub async fn connect(
     )
     .await
     .map_err(|e| {
-        anyhow::Error::new(e).context(format!(
+        e.context(format!(
             "cannot connect to the broker at {}",
             config.amqp_url
         ))
     })
+}
+
+/// Time given to one broker address to accept a connection.
+const BROKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The broker addresses of `AMQP_URL`: one URL, or several separated by
+/// commas, tried in turn at every (re)connection.
+pub fn broker_addresses(amqp_url: &str) -> impl Iterator<Item = &str> {
+    amqp_url.split(',').map(str::trim).filter(|a| !a.is_empty())
 }
 
 /// TLS settings of an `amqps://` URL, from the query parameters RabbitMQ's
