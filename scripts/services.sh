@@ -21,9 +21,10 @@
 # PG_PORT, DEBIAN_MIRROR (default: the Debian mirror that apt uses here),
 # TLS=1 (also a throw-away CA in /var/lib/agenticshop/tls and a TLS-only
 # cluster on 127.0.0.1:$PG_TLS_PORT, default 5434, for the TLS tests),
-# REMOTE=1 (also nginx on 127.0.0.1:$HTTP_DATA_PORT, default 8088, and moto's
+# REMOTE=1 (also nginx on 127.0.0.1:$HTTP_DATA_PORT, default 8088, moto's
 # S3-compatible server on 127.0.0.1:$S3_PORT, default 5055, for the tests of
-# remote data directories),
+# remote data directories, and iproute2 and nftables for the worker hosts of
+# `orchestrator bench hosts`),
 # SERVICES_VERIFY=full (run the scratch-database check even on a warm run).
 set -euo pipefail
 
@@ -900,6 +901,9 @@ fi
 if [[ ${REMOTE:-0} == 1 ]]; then
     ensure_nginx
     ensure_moto
+    # The worker hosts of tests/tests/hosts.rs: namespaces, veth pairs, packet loss.
+    command -v ip >/dev/null 2>&1 || apt_install iproute2
+    command -v nft >/dev/null 2>&1 || apt_install nftables
 fi
 
 mkdir -p "$REPO/.cache"

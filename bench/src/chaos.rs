@@ -420,18 +420,18 @@ async fn run_command(program: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// What the tasks of a run did, from `pipeline.tasks`.
 #[derive(Debug, Default)]
-struct TaskCounts {
+pub(crate) struct TaskCounts {
     tasks: i64,
     rerun_tasks: i64,
     extra_attempts: i64,
-    taken_back: i64,
+    pub(crate) taken_back: i64,
     duplicates: i64,
     /// `(revision, kind, rows_done)` of the done tasks.
     rows_by_kind: Vec<(String, String, i64)>,
 }
 
 impl TaskCounts {
-    async fn read(pool: &sqlx::PgPool) -> anyhow::Result<TaskCounts> {
+    pub(crate) async fn read(pool: &sqlx::PgPool) -> anyhow::Result<TaskCounts> {
         let (tasks, rerun_tasks, extra_attempts, taken_back, duplicates): (
             i64,
             i64,
@@ -464,7 +464,7 @@ impl TaskCounts {
 
     /// Task rows this run counted beyond `reference`'s, over every kind: an
     /// effect applied twice would be counted twice.
-    fn applied_beyond(&self, reference: &TaskCounts) -> i64 {
+    pub(crate) fn applied_beyond(&self, reference: &TaskCounts) -> i64 {
         self.rows_by_kind
             .iter()
             .map(|(revision, kind, rows)| {
@@ -590,7 +590,7 @@ fn spawn(
         .with_context(|| format!("starting {}", binary.display()))
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

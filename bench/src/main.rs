@@ -1,4 +1,4 @@
-//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph|cascade|chaos`: the benchmarks, kept out
+//! `orchestrator bench runtime|seed|embeddings|enrich|enrich-llm|graph|cascade|chaos|hosts`: the benchmarks, kept out
 //! of the production binary. `orchestrator bench ARGS` runs this binary
 //! (`orchestrator-bench`, next to it) with the same ARGS; each benchmark is
 //! a module, and works in a scratch database and queue prefix of its own
@@ -10,6 +10,7 @@ mod embeddings;
 mod enrich;
 mod enrich_llm;
 mod graph;
+mod hosts;
 mod runtime;
 mod scratch;
 mod seed;
@@ -191,6 +192,39 @@ enum Command {
         /// small data set needs one to last through every fault).
         #[arg(long, default_value_t = 0)]
         provider_delay_ms: u64,
+        /// Keep the scratch databases and the generated files.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Workers on three hosts of our own (network namespaces, as root): a
+    /// one-host run, a clean three-host run, one with a slowed, lossy host,
+    /// and one with a host cut off mid-embed and a broker address gone. Every
+    /// digest must equal the one-host run's. Data over HTTP from the nginx of
+    /// `REMOTE=1 scripts/services.sh`.
+    Hosts {
+        #[arg(long, default_value_t = 20_000)]
+        reviews: usize,
+        /// TASK_LEASE_SECS of every run.
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
+        /// Delay of the fake providers per request, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        provider_delay_ms: u64,
+        /// The slowed host's added delay each way, in milliseconds.
+        #[arg(long, default_value_t = 50)]
+        delay_ms: u64,
+        /// The slowed host's packet loss, in percent.
+        #[arg(long, default_value_t = 1)]
+        loss_percent: u32,
+        /// nginx's root folder (default: TEST_HTTP_DATA_ROOT).
+        #[arg(long)]
+        http_root: Option<std::path::PathBuf>,
+        /// Its URL (default: TEST_HTTP_DATA_URL).
+        #[arg(long)]
+        http_url: Option<String>,
+        /// Seconds after which a run counts as hung.
+        #[arg(long, default_value_t = 1800)]
+        bound_secs: u64,
         /// Keep the scratch databases and the generated files.
         #[arg(long)]
         keep: bool,
@@ -428,6 +462,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep,
             };
             chaos::chaos(&config, &options).await
+        }
+        Command::Hosts {
+            reviews,
+            lease_secs,
+            provider_delay_ms,
+            delay_ms,
+            loss_percent,
+            http_root,
+            http_url,
+            bound_secs,
+            keep,
+        } => {
+            let from_env = |name: &str| {
+                std::env::var(name).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{name} is not set: run REMOTE=1 scripts/services.sh and load .cache/services.env, or give the nginx flags"
+                    )
+                })
+            };
+            let options = hosts::HostsBench {
+                reviews,
+                lease_secs: lease_secs.max(2),
+                provider_delay: Duration::from_millis(provider_delay_ms),
+                delay: Duration::from_millis(delay_ms),
+                loss_percent,
+                http_root: match http_root {
+                    Some(root) => root,
+                    None => from_env("TEST_HTTP_DATA_ROOT")?.into(),
+                },
+                http_url: match http_url {
+                    Some(url) => url,
+                    None => from_env("TEST_HTTP_DATA_URL")?,
+                },
+                bound: Duration::from_secs(bound_secs),
+                keep,
+            };
+            hosts::hosts(&config, &options).await
         }
         Command::Runtime {
             tasks,

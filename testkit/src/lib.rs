@@ -9,6 +9,8 @@
 //! - [`graph`]: the graph's vertices and edges, for comparing two states;
 //! - [`digest`]: a canonical digest of everything the pipeline built, for
 //!   telling whether two runs on the same data ended in the same state;
+//! - [`hosts`]: worker hosts of our own (network namespaces) whose links
+//!   can be cut, slowed and made to lose packets;
 //! - [`services`]: faults on the local services (an immediate PostgreSQL
 //!   stop and start);
 //! - [`amqp_proxy`]: a proxy in front of RabbitMQ that can make a client's
@@ -20,6 +22,7 @@ pub mod digest;
 pub mod env;
 pub mod fake_openai;
 pub mod graph;
+pub mod hosts;
 pub mod services;
 
 pub use env::{admin_url, amqp_url, assert_success, bin_dir, repo_root, text, TestEnv};

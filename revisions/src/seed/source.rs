@@ -19,7 +19,7 @@
 
 use anyhow::{bail, Context};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore};
@@ -103,7 +103,19 @@ fn store_for(url: &Url) -> anyhow::Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     }
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" => {
-            let mut builder = AmazonS3Builder::from_env().with_url(origin.as_str());
+            // The usual AWS_* variables, as `AmazonS3Builder::from_env` reads
+            // them, but an empty one counts as unset (compose passes
+            // `${AWS_REGION:-}` through as an empty string).
+            let mut builder = AmazonS3Builder::new();
+            for (key, value) in std::env::vars() {
+                if !key.starts_with("AWS_") || value.is_empty() {
+                    continue;
+                }
+                if let Ok(key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                    builder = builder.with_config(key, value);
+                }
+            }
+            builder = builder.with_url(origin.as_str());
             // The AWS CLI's name for a custom endpoint (MinIO, moto, Ceph…),
             // over plain HTTP when it says so.
             let endpoint = std::env::var("AWS_ENDPOINT_URL")
