@@ -69,6 +69,8 @@ impl Hosts {
         };
         for s in 1..=services {
             let ip = Ipv4Addr::new(10, net, 0, s as u8);
+            // What a killed earlier run of the same process number left.
+            let _ = run("ip", &["addr", "del", &format!("{ip}/32"), "dev", "lo"]);
             run("ip", &["addr", "add", &format!("{ip}/32"), "dev", "lo"])?;
             hosts.service_ips.push(ip);
         }
@@ -78,6 +80,8 @@ impl Hosts {
             let peer = format!("{tag}p{i}");
             let gateway = format!("10.{net}.{i}.1");
             let address = Ipv4Addr::new(10, net, i as u8, 2);
+            let _ = run("ip", &["link", "del", &veth]);
+            let _ = run("ip", &["netns", "del", &name]);
             run("ip", &["netns", "add", &name])?;
             hosts.hosts.push(Host {
                 name: name.clone(),
