@@ -292,7 +292,11 @@ pub async fn hosts(config: &Config, bench: &HostsBench) -> anyhow::Result<()> {
         );
     }
     if failures.is_empty() {
-        std::fs::remove_dir_all(&logs).ok();
+        if bench.keep {
+            println!("  logs kept in {}", logs.display());
+        } else {
+            std::fs::remove_dir_all(&logs).ok();
+        }
         Ok(())
     } else {
         bail!(

@@ -225,7 +225,7 @@ enum Command {
         /// Seconds after which a run counts as hung.
         #[arg(long, default_value_t = 1800)]
         bound_secs: u64,
-        /// Keep the scratch databases and the generated files.
+        /// Keep the scratch databases, the generated files and the logs.
         #[arg(long)]
         keep: bool,
     },
