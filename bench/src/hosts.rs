@@ -498,6 +498,7 @@ async fn run(
         tokio::time::sleep(Duration::from_secs(bench.lease_secs)).await;
     }
     let host1_log = workers.0[0].2.clone();
+    let host3_log = workers.0.get(2).map(|w| w.2.clone());
     workers.stop().await;
     outcome?;
     if scenario == Scenario::Faults {
@@ -516,6 +517,14 @@ async fn run(
                 host1_log.display()
             );
         }
+        let fenced = host3_log
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
+            .matches("stopped it without settling it")
+            .count();
+        notes.push(format!(
+            "host 3's worker stopped {fenced} task(s) on its own once it could not renew their lease"
+        ));
     }
     let digest = testkit::digest::digest(&pool).await?;
     let tasks = TaskCounts::read(&pool).await?;

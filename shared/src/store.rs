@@ -1016,8 +1016,8 @@ pub async fn waiting_roles(
 // ------------------------------------------------- the worker's claims
 
 /// Renews a running task's lease.
-pub async fn heartbeat(pool: &PgPool, task_id: i64, worker: &str) -> anyhow::Result<()> {
-    sqlx::query(
+pub async fn heartbeat(pool: &PgPool, task_id: i64, worker: &str) -> anyhow::Result<bool> {
+    let renewed = sqlx::query(
         "UPDATE pipeline.tasks SET heartbeat_at = clock_timestamp()
           WHERE id = $1 AND status = $3 AND worker = $2",
     )
@@ -1026,7 +1026,7 @@ pub async fn heartbeat(pool: &PgPool, task_id: i64, worker: &str) -> anyhow::Res
     .bind(TaskStatus::Running.as_str())
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(renewed.rows_affected() == 1)
 }
 
 /// Fails a task that has used up its attempts, however they ended (a worker

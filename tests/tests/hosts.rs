@@ -52,6 +52,15 @@ async fn runs_spread_over_three_hosts_survive_a_partition_a_slow_link_and_a_lost
             "expected {expected:?} in: {shown}"
         );
     }
+    let fenced = shown
+        .lines()
+        .find_map(|l| l.split("host 3's worker stopped ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        fenced.is_some_and(|n| n > 0),
+        "the cut-off worker fenced itself off its lapsed leases: {shown}"
+    );
     let faulted = shown
         .lines()
         .skip_while(|l| !l.contains("host 3 cut mid-embed"))

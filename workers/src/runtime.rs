@@ -762,11 +762,16 @@ async fn process(
         return Ok(Outcome::SkippedClaimedElsewhere);
     }
     let result = run_claimed(shared, publisher, message, &mut conn).await;
-    if store::unlock_task(&mut conn, message.task_id)
-        .await
-        .is_err()
-    {
-        // A connection we cannot unlock must not go back to the pool with the lock.
+    // Bounded: cut off from the server, the unlock would wait for TCP to
+    // give up, keeping the slot busy long after the task was taken back.
+    let unlocked = tokio::time::timeout(
+        UNLOCK_TIMEOUT,
+        store::unlock_task(&mut conn, message.task_id),
+    )
+    .await;
+    if !matches!(unlocked, Ok(Ok(_))) {
+        // A connection we cannot unlock must not go back to the pool with
+        // the lock; dropped, it closes, and the server frees the lock.
         conn.detach();
     }
     result
@@ -838,7 +843,21 @@ async fn run_claimed(
         });
     let result = tokio::select! {
         result = execute => Some(result),
-        never = renew_lease(shared, task.id) => match never {},
+        lost = renew_lease(shared, task.id) => {
+            // Fenced off: the task is (or is about to be) another worker's,
+            // so this one stops it where it is and settles nothing. Its
+            // backend goes if the server can still be reached, so that no
+            // late statement of it runs; the message goes back to the
+            // broker as a duplicate, which is harmless.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                db::terminate_backend(&shared.pool, backend),
+            )
+            .await;
+            run.released();
+            tracing::warn!("task {}: {lost}; stopped it without settling it", task.id);
+            return Err(anyhow::anyhow!("task {}: {lost}; stopped", task.id));
+        }
         _ = tokio::time::sleep(deadline) => None,
     };
     // Past its deadline, the task is stopped where it is: its backend is
@@ -944,19 +963,35 @@ async fn run_claimed(
 /// be stuck or gone.
 const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
+/// How long the release of a task's advisory lock may take before its
+/// connection is dropped instead.
+const UNLOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How soon a copy of a task another worker holds is looked at again.
 const CLAIMED_ELSEWHERE_RECHECK: Duration = shared::queue::RETRY_DELAYS[1];
 
 /// Renews the lease of a running task every quarter of `TASK_LEASE_SECS`,
-/// through the pool (the claim's connection is the executor's), until
-/// dropped. A failed renewal is only logged: the next one may succeed, and
-/// a lease that lapses costs a redo, never a loss.
-async fn renew_lease(shared: &Shared, task_id: i64) -> std::convert::Infallible {
-    let every = Duration::from_secs(shared.config.task_lease_secs).div_f64(4.0);
+/// through the pool (the claim's connection is the executor's). Returns,
+/// with the reason, once the lease is lost: the row says the task is no
+/// longer this worker's (it was taken back), or no renewal has succeeded
+/// for a whole lease (cut off from the database, the task is being taken
+/// back by now). A single failed renewal is only logged: the next one may
+/// succeed.
+async fn renew_lease(shared: &Shared, task_id: i64) -> String {
+    let lease = Duration::from_secs(shared.config.task_lease_secs);
+    let mut renewed = std::time::Instant::now();
     loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = store::heartbeat(&shared.pool, task_id, &shared.worker_name).await {
-            tracing::warn!("task {task_id}: renewing its lease failed: {e:#}");
+        tokio::time::sleep(lease.div_f64(4.0)).await;
+        match store::heartbeat(&shared.pool, task_id, &shared.worker_name).await {
+            Ok(true) => renewed = std::time::Instant::now(),
+            Ok(false) => return "its lease was taken back by another worker".into(),
+            Err(e) => tracing::warn!("task {task_id}: renewing its lease failed: {e:#}"),
+        }
+        if renewed.elapsed() >= lease {
+            return format!(
+                "its lease could not be renewed for {} s (TASK_LEASE_SECS)",
+                lease.as_secs()
+            );
         }
     }
 }
