@@ -183,6 +183,30 @@ impl TestEnv {
         command
     }
 
+    /// `orchestrator data generate` of 300 products, `reviews` reviews and
+    /// 200 users into a fresh temporary folder named after `name`; returns
+    /// the folder and the generator's summary (rows per file).
+    pub async fn generate_data(&self, name: &str, reviews: usize) -> (PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        let reviews = reviews.to_string();
+        let generated = self
+            .orchestrator(&[
+                "data",
+                "generate",
+                "--out",
+                dir.to_str().unwrap(),
+                "--products",
+                "300",
+                "--reviews",
+                &reviews,
+                "--users",
+                "200",
+            ])
+            .await;
+        assert_success(&generated);
+        (dir, String::from_utf8_lossy(&generated.stdout).to_string())
+    }
+
     /// Runs `orchestrator <args>` to the end (at most `limit`).
     pub async fn orchestrator(&self, args: &[&str]) -> Output {
         self.orchestrator_within(args, Duration::from_secs(300))

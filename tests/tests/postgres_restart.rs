@@ -17,6 +17,11 @@ use testkit::{assert_success, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 
+/// Review ranges the rerun has staged (loaded into staging and marked done).
+const STAGED_REVIEW_RANGES: &str =
+    "SELECT count(*) FROM pipeline.tasks t JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id
+      WHERE rr.direction = 'rerun' AND t.label LIKE 'product_reviews.csv%' AND t.status = 'done'";
+
 async fn reviews_digest(env: &TestEnv, except: &[i32]) -> (i64, String) {
     sqlx::query_as(
         "SELECT count(*), md5(string_agg(r::text, '|' ORDER BY id))
@@ -49,23 +54,7 @@ async fn a_merge_seed_survives_an_immediate_postgres_stop_and_applies_every_rang
         "this test stops the local PostgreSQL and starts it again with scripts/services.sh"
     );
     let mut env = TestEnv::new("postgres_restart").await;
-    let dir =
-        std::env::temp_dir().join(format!("seed-pg-restart-{}", uuid::Uuid::new_v4().simple()));
-    let generated = env
-        .orchestrator(&[
-            "data",
-            "generate",
-            "--out",
-            dir.to_str().unwrap(),
-            "--products",
-            "300",
-            "--reviews",
-            "200000",
-            "--users",
-            "200",
-        ])
-        .await;
-    assert_success(&generated);
+    let (dir, _) = env.generate_data("seed-pg-restart", 200_000).await;
     env.set_env("SEED_TASK_ROWS", "5000");
     env.start_worker(&["--role", "all", "--concurrency", "2"]);
     assert_success(
@@ -95,25 +84,17 @@ async fn a_merge_seed_survives_an_immediate_postgres_stop_and_applies_every_rang
         || {
             let pool = pool.clone();
             async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM pipeline.tasks t JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id
-                      WHERE rr.direction = 'rerun' AND t.label LIKE 'product_reviews.csv%' AND t.status = 'done'",
-                )
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0)
+                sqlx::query_scalar::<_, i64>(STAGED_REVIEW_RANGES)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(0)
                     >= 3
             }
         },
     )
     .await;
     env.signal_worker(victim, Signal::SIGKILL);
-    let staged: i64 = env
-        .scalar(
-            "SELECT count(*) FROM pipeline.tasks t JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id
-              WHERE rr.direction = 'rerun' AND t.label LIKE 'product_reviews.csv%' AND t.status = 'done'",
-        )
-        .await;
+    let staged: i64 = env.scalar(STAGED_REVIEW_RANGES).await;
     let finalized: i64 = env
         .scalar(
             "SELECT count(*) FROM pipeline.tasks t JOIN pipeline.revision_runs rr ON rr.id = t.revision_run_id

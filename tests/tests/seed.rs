@@ -480,24 +480,8 @@ async fn a_file_split_across_several_workers_loads_the_same_rows_as_one_worker()
 #[tokio::test]
 async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
     let mut env = TestEnv::new("seed_killed_worker").await;
-    let dir = std::env::temp_dir().join(format!("seed-test-big-{}", uuid::Uuid::new_v4().simple()));
-    let generated = env
-        .orchestrator(&[
-            "data",
-            "generate",
-            "--out",
-            dir.to_str().unwrap(),
-            "--products",
-            "300",
-            "--reviews",
-            "200000",
-            "--users",
-            "200",
-        ])
-        .await;
-    assert_success(&generated);
     // `  product_reviews.csv   200000 rows ...`: expected rows per table from the generator's summary.
-    let summary = String::from_utf8_lossy(&generated.stdout).to_string();
+    let (dir, summary) = env.generate_data("seed-test-big", 200_000).await;
     let expected: Vec<(String, i64)> = summary
         .lines()
         .filter_map(|l| {
