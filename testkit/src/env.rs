@@ -484,6 +484,15 @@ impl TestEnv {
 }
 
 /// stdout and stderr of a finished process, for assertions and messages.
+/// The output of a spawned run (`TestEnv::spawn_orchestrator`, ...) once it
+/// ends on its own; panics past `limit`, as a hang.
+pub async fn finished(run: Child, limit: Duration) -> Output {
+    tokio::time::timeout(limit, run.wait_with_output())
+        .await
+        .expect("the run ends on its own")
+        .unwrap()
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",

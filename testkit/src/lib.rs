@@ -25,4 +25,4 @@ pub mod graph;
 pub mod hosts;
 pub mod services;
 
-pub use env::{admin_url, amqp_url, assert_success, bin_dir, repo_root, text, TestEnv};
+pub use env::{admin_url, amqp_url, assert_success, bin_dir, finished, repo_root, text, TestEnv};

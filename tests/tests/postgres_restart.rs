@@ -13,7 +13,7 @@
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 
@@ -70,7 +70,7 @@ async fn a_merge_seed_survives_an_immediate_postgres_stop_and_applies_every_rang
     env.kill_workers().await;
 
     let victim = env.start_worker(&["--role", "seed", "--concurrency", "2"]);
-    let mut rerun = env.spawn_orchestrator(&[
+    let rerun = env.spawn_orchestrator(&[
         "rerun",
         SEED,
         "--prune",
@@ -108,20 +108,13 @@ async fn a_merge_seed_survives_an_immediate_postgres_stop_and_applies_every_rang
     eprintln!("{staged} review range(s) staged when PostgreSQL stopped: {stopped}");
 
     env.start_worker(&["--role", "seed", "--concurrency", "2"]);
-    let status = tokio::time::timeout(Duration::from_secs(300), rerun.wait())
-        .await
-        .expect("the rerun ends after PostgreSQL is back")
-        .unwrap();
-    let mut stderr = String::new();
-    if let Some(mut err) = rerun.stderr.take() {
-        use tokio::io::AsyncReadExt;
-        err.read_to_string(&mut stderr).await.ok();
-    }
-    assert!(status.success(), "{stderr}");
+    let output = finished(rerun, Duration::from_secs(300)).await;
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
     assert_eq!(
         reviews_digest(&env, &[last, moved_to]).await,
         before,
-        "every review the files still hold is there, unchanged: {stderr}"
+        "every review the files still hold is there, unchanged: {shown}"
     );
     assert_eq!(
         env.scalar(&format!(

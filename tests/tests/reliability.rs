@@ -11,14 +11,7 @@
 use nix::sys::signal::Signal;
 use shared::Role;
 use std::time::Duration;
-use testkit::{assert_success, text, TestEnv};
-
-async fn finished(run: tokio::process::Child, limit: Duration) -> std::process::Output {
-    tokio::time::timeout(limit, run.wait_with_output())
-        .await
-        .expect("the run ends on its own")
-        .unwrap()
-}
+use testkit::{assert_success, finished, text, TestEnv};
 
 /// Deletes the test's work queues, and every message in them.
 async fn delete_work_queues(env: &TestEnv) {

@@ -9,7 +9,7 @@ use object_store::{ObjectStore, PutPayload};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testkit::data::{copy_sample, SAMPLE_FILES};
-use testkit::{assert_success, repo_root, text, TestEnv};
+use testkit::{assert_success, finished, repo_root, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const SCHEMA: &str = "1b33292593a9";
@@ -240,10 +240,7 @@ async fn replaced_after_planning(
         .await;
     replace.await;
     env.start_worker(&["--role", "seed"]);
-    let output = tokio::time::timeout(Duration::from_secs(300), run.wait_with_output())
-        .await
-        .expect("the run ends")
-        .unwrap();
+    let output = finished(run, Duration::from_secs(300)).await;
     let shown = text(&output);
     assert!(!output.status.success(), "{shown}");
     assert!(

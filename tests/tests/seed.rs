@@ -6,7 +6,7 @@ use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testkit::data::{copy_sample, edit, replace_first};
-use testkit::{assert_success, repo_root, text, TestEnv};
+use testkit::{assert_success, finished, repo_root, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const SCHEMA: &str = "1b33292593a9";
@@ -500,7 +500,7 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
     let victim = env.start_worker(&["--role", "seed", "--concurrency", "2"]);
     env.start_worker(&["--role", "seed", "--concurrency", "2"]);
     assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
-    let mut orchestrator =
+    let orchestrator =
         env.spawn_orchestrator(&["upgrade", SEED, "--data-dir", dir.to_str().unwrap()]);
     let pool = env.pool.clone();
     env.eventually(
@@ -525,16 +525,8 @@ async fn a_seed_worker_killed_mid_load_leaves_exact_counts_and_no_duplicates() {
     .await;
     env.signal_worker(victim, Signal::SIGKILL);
     env.start_worker(&["--role", "seed", "--concurrency", "2"]);
-    let status = tokio::time::timeout(Duration::from_secs(300), orchestrator.wait())
-        .await
-        .expect("the seed finishes")
-        .unwrap();
-    let mut stderr = String::new();
-    if let Some(mut err) = orchestrator.stderr.take() {
-        use tokio::io::AsyncReadExt;
-        err.read_to_string(&mut stderr).await.ok();
-    }
-    assert!(status.success(), "{stderr}");
+    let output = finished(orchestrator, Duration::from_secs(300)).await;
+    assert!(output.status.success(), "{}", text(&output));
     let redone: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pipeline.tasks WHERE label LIKE 'product_reviews.csv%' AND attempts > 1 AND status = 'done'",
     )
@@ -1018,10 +1010,7 @@ async fn a_file_edited_after_planning_keeping_its_size_and_mtime_fails_clearly_a
     std::fs::remove_file(&reference).unwrap();
 
     env.start_worker(&["--role", "seed"]);
-    let output = tokio::time::timeout(Duration::from_secs(300), run.wait_with_output())
-        .await
-        .expect("the run ends")
-        .unwrap();
+    let output = finished(run, Duration::from_secs(300)).await;
     let shown = text(&output);
     assert!(!output.status.success(), "{shown}");
     assert!(
