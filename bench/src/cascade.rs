@@ -22,7 +22,7 @@ use shared::plan::{Direction, RerunFlags};
 use shared::{catalogue, Config};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use testkit::fake_openai::FakeOpenAi;
 
 #[derive(Debug, Clone)]
 pub struct CascadeBench {
@@ -39,13 +39,7 @@ pub struct CascadeBench {
 pub async fn cascade(config: &Config, bench: &CascadeBench) -> anyhow::Result<()> {
     let data = DataSet::new(bench.reviews, 50, 0.5);
     let room = Room::open(config, "cascade", data).await?;
-    let server = FakeOpenAi::start(FakeOptions {
-        delay: Duration::ZERO,
-        dims: 384,
-        record_texts: false,
-    })
-    .await?;
-    server.answer_chat_automatically();
+    let server = crate::scratch::fake_providers(Duration::ZERO).await?;
     // The orchestrator (planning here) and the workers read the same
     // settings: the caller's, with the scratch room and the fake providers.
     let settings = room.fake_provider_settings(&server, 384);

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use testkit::digest::Digest;
-use testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use testkit::fake_openai::FakeOpenAi;
 use tokio::process::{Child, Command};
 
 #[derive(Debug, Clone)]
@@ -82,18 +82,8 @@ impl fmt::Display for Fault {
 }
 
 pub async fn chaos(config: &Config, bench: &ChaosBench) -> anyhow::Result<()> {
-    let server = FakeOpenAi::start(FakeOptions {
-        delay: bench.provider_delay,
-        dims: 384,
-        record_texts: false,
-    })
-    .await?;
-    server.answer_chat_automatically();
-    let logs = std::env::temp_dir().join(format!(
-        "agenticshop-bench-chaos-logs-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&logs)?;
+    let server = crate::scratch::fake_providers(bench.provider_delay).await?;
+    let logs = crate::scratch::logs_dir("chaos")?;
     println!(
         "chaos run: {} generated reviews, {} worker(s) per role, seed {} (replay with --seed {}), lease {} s, logs in {}",
         bench.reviews,

@@ -29,7 +29,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use testkit::fake_openai::FakeOpenAi;
 use testkit::hosts::{Forwarder, Hosts};
 use tokio::process::Child;
 
@@ -142,19 +142,9 @@ struct RunResult {
 }
 
 pub async fn hosts(config: &Config, bench: &HostsBench) -> anyhow::Result<()> {
-    let server = FakeOpenAi::start(FakeOptions {
-        delay: bench.provider_delay,
-        dims: 384,
-        record_texts: false,
-    })
-    .await?;
-    server.answer_chat_automatically();
+    let server = crate::scratch::fake_providers(bench.provider_delay).await?;
     let services = Services::start(config, bench, server.port()).await?;
-    let logs = std::env::temp_dir().join(format!(
-        "agenticshop-bench-hosts-logs-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&logs)?;
+    let logs = crate::scratch::logs_dir("hosts")?;
     println!(
         "hosts run: 3 hosts (network namespaces {}), services at {} and {} over each host's veth; {} generated reviews over HTTP; lease {} s; logs in {}",
         services.hosts.hosts.iter().map(|h| format!("{} {}", h.name, h.address)).collect::<Vec<_>>().join(", "),

@@ -13,6 +13,7 @@ use shared::Config;
 use sqlx::Connection as _;
 use std::path::PathBuf;
 use std::time::Duration;
+use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 
 /// The data set a benchmark generates (seed 42).
 pub struct DataSet {
@@ -147,6 +148,29 @@ impl Room {
         }
         let _ = self.admin.close().await;
     }
+}
+
+/// The in-process fake of both providers: 384-dimension embeddings, and
+/// chat completions answered from the prompt, each request taking `delay`.
+pub async fn fake_providers(delay: Duration) -> anyhow::Result<FakeOpenAi> {
+    let server = FakeOpenAi::start(FakeOptions {
+        delay,
+        dims: 384,
+        record_texts: false,
+    })
+    .await?;
+    server.answer_chat_automatically();
+    Ok(server)
+}
+
+/// A folder for the logs of a benchmark's processes, named after it.
+pub fn logs_dir(bench: &str) -> anyhow::Result<PathBuf> {
+    let logs = std::env::temp_dir().join(format!(
+        "agenticshop-bench-{bench}-logs-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&logs)?;
+    Ok(logs)
 }
 
 /// The caller's environment with `settings` over it, as the orchestrator
