@@ -842,6 +842,9 @@ async fn run_claimed(
             })
         });
     let result = tokio::select! {
+        // A task that completed wins over a renewal that, just after the
+        // commit, found the row no longer running.
+        biased;
         result = execute => Some(result),
         lost = renew_lease(shared, task.id) => {
             // Fenced off: the task is (or is about to be) another worker's,
