@@ -123,34 +123,6 @@ async fn schema_upgrade_then_downgrade_twice_matches_the_original_and_leaves_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrade_to_an_unavailable_revision_refuses_before_doing_anything() {
-    let env = TestEnv::new("unavailable").await;
-    let unavailable = shared::catalogue::REVISIONS
-        .iter()
-        .find(|r| !revisions::registry::is_registered(r.id));
-    let Some(unavailable) = unavailable else {
-        // Every revision ships: nothing to refuse.
-        env.cleanup().await;
-        return;
-    };
-    let out = env.orchestrator(&["upgrade", "head"]).await;
-    assert!(!out.status.success(), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not available in this version"), "{stderr}");
-    assert!(stderr.contains(unavailable.id), "{stderr}");
-    // Nothing was done: not even the pipeline's own tables.
-    let touched: bool = sqlx::query_scalar("SELECT to_regclass('pipeline.runs') IS NOT NULL OR to_regclass('public.products') IS NOT NULL")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert!(
-        !touched,
-        "upgrade to an unavailable revision changed the database"
-    );
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_message_published_twice_has_its_effect_once() {
     let mut env = TestEnv::new("published_twice").await;
     // Plan and publish the schema task with no worker running, then publish

@@ -3,6 +3,7 @@
 //! (0 done, 1 failed, 2 bad usage, 3 lock held with `--no-wait`).
 
 use std::time::Duration;
+use testkit::data::{copy_sample, read_csv, write_csv};
 use testkit::{assert_success, text, TestEnv};
 
 const EXTENSIONS: &str = "7a35c0d9d159";
@@ -411,5 +412,94 @@ async fn sql_mode_prints_the_ddl_and_changes_nothing() {
         .await
         .unwrap();
     assert!(gone, "the printed downgrade dropped the tables");
+    env.cleanup().await;
+}
+
+/// `upgrade +1` from every position of the chain moves exactly one revision
+/// forward, up to the head, and `downgrade -1` from every position exactly
+/// one back, down to base; one step past either end is bad usage. Then a
+/// `stamp` is continued from: `upgrade +1` after it runs only the next
+/// revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plus_one_and_minus_one_from_every_position_and_upgrade_after_a_stamp() {
+    let mut env = TestEnv::new("cli_steps").await;
+    // A few reviews are enough to run every revision; the whole sample would
+    // only make each step slower.
+    let data = copy_sample("cli_steps");
+    let (header, reviews) = read_csv(&data, "product_reviews.csv");
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(&data, "product_reviews.csv", &header, &reviews[..40]);
+    let data = data.display().to_string();
+    env.start_worker(&["--role", "all"]);
+
+    let chain: Vec<&str> = revisions::registry::CHAIN.iter().map(|r| r.id).collect();
+    let applied = |env: &TestEnv| {
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pipeline.revision_runs rr \
+                 WHERE rr.run_id = (SELECT max(id) FROM pipeline.runs)",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    for (position, revision) in chain.iter().enumerate() {
+        let step = env
+            .orchestrator(&["upgrade", "+1", "--data-dir", &data])
+            .await;
+        assert_success(&step);
+        assert_eq!(
+            env.current_revision().await.as_deref(),
+            Some(*revision),
+            "upgrade +1 from position {position}"
+        );
+        assert_eq!(
+            applied(&env).await,
+            1,
+            "upgrade +1 from position {position} ran one revision"
+        );
+    }
+    let past_head = env.orchestrator(&["upgrade", "+1"]).await;
+    assert_eq!(past_head.status.code(), Some(2), "{}", text(&past_head));
+
+    for position in (0..chain.len()).rev() {
+        let step = env.orchestrator(&["downgrade", "-1"]).await;
+        assert_success(&step);
+        let below = position.checked_sub(1).map(|p| chain[p]);
+        assert_eq!(
+            env.current_revision().await.as_deref(),
+            below,
+            "downgrade -1 from {}",
+            chain[position]
+        );
+        assert_eq!(
+            applied(&env).await,
+            1,
+            "downgrade -1 from {} ran one revision",
+            chain[position]
+        );
+    }
+    let past_base = env.orchestrator(&["downgrade", "-1"]).await;
+    assert_eq!(past_base.status.code(), Some(2), "{}", text(&past_base));
+
+    // Stamped at the seed with nothing seeded, `upgrade +1` continues from
+    // the stamp: it runs the embeddings revision alone, on empty tables.
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    assert_success(&env.orchestrator(&["stamp", SEED]).await);
+    assert_success(
+        &env.orchestrator(&["upgrade", "+1", "--data-dir", &data])
+            .await,
+    );
+    assert_eq!(env.current_revision().await.as_deref(), Some(chain[3]));
+    let ran: Vec<String> = sqlx::query_scalar(
+        "SELECT revision FROM pipeline.revision_runs WHERE run_id = (SELECT max(id) FROM pipeline.runs)",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(ran, vec![chain[3].to_string()]);
+    assert_eq!(env.scalar("SELECT count(*) FROM public.products").await, 0);
     env.cleanup().await;
 }
