@@ -727,7 +727,7 @@ ssl_options.fail_if_no_peer_cert = false"
 # ---------------------------------------------------------------------------
 # Remote data directories (REMOTE=1): a web server that honours Range (nginx,
 # Debian's nginx-light) and an S3-compatible server (moto in server mode,
-# from PyPI), for tests/tests/remote_data.rs. Both bind to 127.0.0.1 only.
+# from PyPI), for tests/tests/suite/remote_data.rs. Both bind to 127.0.0.1 only.
 REMOTE_DIR=$STATE_DIR/remote
 HTTP_DATA_PORT="${HTTP_DATA_PORT:-8088}"
 S3_PORT="${S3_PORT:-5055}"

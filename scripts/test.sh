@@ -10,8 +10,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-# TLS=1: also the throw-away CA and the TLS-only cluster of tests/tests/tls.rs;
-# REMOTE=1: also the web server and S3-compatible server of tests/tests/remote_data.rs.
+# TLS=1: also the throw-away CA and the TLS-only cluster of tests/tests/suite/tls.rs;
+# REMOTE=1: also the web server and S3-compatible server of tests/tests/suite/remote_data.rs.
 TLS=1 REMOTE=1 bash scripts/services.sh
 set -a
 # shellcheck disable=SC1091

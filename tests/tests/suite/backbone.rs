@@ -43,7 +43,7 @@ async fn enum_labels(env: &TestEnv) -> Vec<String> {
 /// The catalogue facts of the application tables (one normalised line per
 /// column, constraint, index and enum), by the query the facts file was made with.
 async fn schema_facts(env: &TestEnv) -> Vec<String> {
-    sqlx::query_scalar(include_str!("../fixtures/schema/schema_facts.sql"))
+    sqlx::query_scalar(include_str!("../../fixtures/schema/schema_facts.sql"))
         .fetch_all(&env.pool)
         .await
         .unwrap()
@@ -51,7 +51,7 @@ async fn schema_facts(env: &TestEnv) -> Vec<String> {
 
 /// What the current original's own migration leaves in the catalogue.
 fn expected_schema_facts() -> Vec<String> {
-    include_str!("../fixtures/schema/1b33292593a9.facts.txt")
+    include_str!("../../fixtures/schema/1b33292593a9.facts.txt")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(String::from)
