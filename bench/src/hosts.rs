@@ -445,19 +445,24 @@ async fn run(
             if scenario == Scenario::Faults {
                 if cut_at.is_none() {
                     let pid = workers.0[2].1.id().unwrap_or(0);
-                    let holding: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM pipeline.tasks WHERE status = 'running' AND kind = 'embed' AND worker LIKE '%:' || $1",
+                    // In the middle of the embed phase: half its tasks
+                    // done, and host 3 holding at least one of the rest.
+                    let (holding, halfway): (i64, bool) = sqlx::query_as(
+                        "SELECT count(*) FILTER (WHERE status = 'running' AND worker LIKE '%:' || $1),
+                                coalesce(2 * count(*) FILTER (WHERE status = 'done') >= count(*), false)
+                           FROM pipeline.tasks WHERE revision = $2 AND kind = 'embed'",
                     )
                     .bind(pid.to_string())
+                    .bind(shared::catalogue::EMBEDDINGS)
                     .fetch_one(&pool)
                     .await
-                    .unwrap_or(0);
-                    if holding > 0 {
+                    .unwrap_or((0, false));
+                    if holding > 0 && halfway {
                         hosts.cut(2)?;
                         cut_at = Some(Instant::now());
                         services.broker_b.stop();
                         notes.push(format!(
-                            "t={:>6.2} s  host 3's link cut while it held {holding} embed task(s); host 1's first broker address ({b}) made unreachable",
+                            "t={:>6.2} s  host 3's link cut, half the embed tasks done, while it held {holding} of the others; host 1's first broker address ({b}) made unreachable",
                             started.elapsed().as_secs_f64()
                         ));
                     }
@@ -493,7 +498,7 @@ async fn run(
     outcome?;
     if scenario == Scenario::Faults {
         if cut_at.is_none() {
-            bail!("the run ended before host 3 held an embed task: nothing was cut (more --reviews or --provider-delay-ms)");
+            bail!("the run ended before host 3 held an embed task past the middle of the embed phase: nothing was cut (more --reviews or --provider-delay-ms)");
         }
         let log = std::fs::read_to_string(&host1_log).unwrap_or_default();
         let moved = log.contains("(address 2 of 2)");
