@@ -367,6 +367,29 @@ impl TestEnv {
         .await;
     }
 
+    /// SIGKILLs worker `pid` in the middle of its work: once `done_first`
+    /// tasks of `revision`'s `kind` are done and it holds another one.
+    pub async fn kill_while_holding(&self, pid: u32, revision: &str, kind: &str, done_first: i64) {
+        let what = format!("{done_first} {kind} task(s) done and one in worker {pid}'s hands");
+        let pattern = format!("%:{pid}");
+        self.eventually(&what, Duration::from_secs(120), || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT count(*) FILTER (WHERE status = 'done') >= $3
+                        AND count(*) FILTER (WHERE status = 'running' AND worker LIKE $4) > 0
+                   FROM pipeline.tasks WHERE revision = $1 AND kind = $2",
+            )
+            .bind(revision)
+            .bind(kind)
+            .bind(done_first)
+            .bind(&pattern)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(false)
+        })
+        .await;
+        self.signal_worker(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+
     /// Waits until at least `at_least` tasks of this database are in `status`.
     pub async fn wait_for_tasks(&self, status: &str, at_least: i64, limit: Duration) {
         let what = format!("{at_least} task(s) {status}");

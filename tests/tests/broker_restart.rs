@@ -3,7 +3,7 @@
 //! (cargo runs test binaries one after another).
 
 use std::time::Duration;
-use testkit::{amqp_url, assert_success, text, TestEnv};
+use testkit::{amqp_url, assert_success, finished, text, TestEnv};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = std::process::Command::new("rabbitmqctl")
@@ -33,10 +33,7 @@ async fn orchestrator_and_workers_carry_on_across_a_broker_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     rabbitmqctl(&["start_app"]);
 
-    let out = tokio::time::timeout(Duration::from_secs(240), run.wait_with_output())
-        .await
-        .expect("the run finishes after the broker is back")
-        .unwrap();
+    let out = finished(run, Duration::from_secs(240)).await;
     assert_success(&out);
     let (marks, distinct): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(DISTINCT task_id) FROM pipeline.noop_marks")

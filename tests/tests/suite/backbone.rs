@@ -8,7 +8,7 @@ use shared::catalogue::Role;
 use shared::queue::Topology;
 use shared::task::TaskMessage;
 use std::time::Duration;
-use testkit::{amqp_url, assert_success, text, TestEnv};
+use testkit::{amqp_url, assert_success, finished, text, TestEnv};
 
 const SCHEMA: &str = "1b33292593a9";
 
@@ -181,10 +181,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     .await;
 
     env.start_worker(&["--role", "all"]);
-    let out = tokio::time::timeout(Duration::from_secs(120), orchestrator.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(orchestrator, Duration::from_secs(120)).await;
     assert_success(&out);
     // Both deliveries consumed; the DDL ran once (a second run would have
     // failed on "already exists" and left an error and a second attempt).
@@ -243,10 +240,7 @@ async fn a_task_message_published_twice_has_its_effect_once() {
         };
         env.publish_raw(role, &again.to_bytes()).await.unwrap();
     }
-    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(run, Duration::from_secs(120)).await;
     assert_success(&out);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.noop_marks().await, (30, 30));
@@ -264,10 +258,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing() {
     env.wait_worker(victim, Duration::from_secs(10)).await;
     // Another worker finishes the job.
     env.start_worker(&["--role", "all", "--concurrency", "8"]);
-    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(run, Duration::from_secs(180)).await;
     assert_success(&out);
     assert_eq!(
         env.noop_marks().await,
@@ -299,10 +290,7 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_zero() {
     assert!(done >= 1, "the tasks in hand were finished");
     assert_eq!(running, 0, "nothing left claimed by the stopped worker");
     env.start_worker(&["--role", "all"]);
-    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(run, Duration::from_secs(120)).await;
     assert_success(&out);
     assert_eq!(env.noop_marks().await, (6, 6));
     env.cleanup().await;
@@ -330,15 +318,9 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     let waiting = env.spawn_orchestrator(&["upgrade", SCHEMA]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     env.start_worker(&["--role", "seed"]);
-    let first = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = finished(first, Duration::from_secs(60)).await;
     assert_success(&first);
-    let waiting = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let waiting = finished(waiting, Duration::from_secs(60)).await;
     assert_success(&waiting);
     let stderr = String::from_utf8_lossy(&waiting.stderr);
     assert!(stderr.contains("waiting"), "{stderr}");
@@ -407,10 +389,7 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_the_run_compl
             .unwrap();
         assert!(status.success());
     }
-    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(run, Duration::from_secs(180)).await;
     assert_success(&out);
     assert_eq!(env.noop_marks().await, (40, 40), "each effect exactly once");
     assert_eq!(
@@ -571,7 +550,7 @@ async fn retry_delays_grow() {
     let log = std::env::temp_dir().join(format!("{}.worker.log", env.db_name));
     env.start_worker_logging_to(&["--role", "all"], &log);
     let run = env.spawn_noop_run_with(1, &["--fail-attempts", "3"]);
-    assert_success(&run.wait_with_output().await.unwrap());
+    assert_success(&finished(run, Duration::from_secs(120)).await);
     env.kill_workers().await;
     let logged = std::fs::read_to_string(&log).unwrap();
     let delays = retry_delays_logged(&logged);
@@ -699,10 +678,7 @@ async fn lost_database_connections_are_survived_by_workers_and_orchestrator() {
     .await
     .unwrap();
     assert!(killed >= 2, "terminated {killed} pipeline connections");
-    let out = tokio::time::timeout(Duration::from_secs(180), run.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finished(run, Duration::from_secs(180)).await;
     assert_success(&out);
     assert_eq!(env.noop_marks().await, (40, 40));
     env.cleanup().await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 use testkit::data::{copy_sample, read_csv, write_csv};
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const EXTENSIONS: &str = "7a35c0d9d159";
 const SCHEMA: &str = "1b33292593a9";
@@ -274,7 +274,7 @@ async fn status_watch_follows_a_run_to_its_end_and_schedules_list_as_json() {
     );
     assert_eq!(frames[0]["status"], "running");
     assert_eq!(frames.last().unwrap()["status"], "succeeded");
-    assert_success(&run.wait_with_output().await.unwrap());
+    assert_success(&finished(run, Duration::from_secs(120)).await);
 
     assert_success(
         &env.orchestrator(&[

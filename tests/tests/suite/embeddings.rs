@@ -6,10 +6,9 @@
 //! test itself (`testkit::fake_openai`), which counts every input that
 //! reaches the "provider"; the search test uses the local model.
 
-use nix::sys::signal::Signal;
 use std::time::Duration;
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const EMBEDDINGS: &str = "cc30da9b96c1";
@@ -335,20 +334,9 @@ async fn a_killed_embed_worker_loses_and_duplicates_nothing() {
     let victim = env.start_worker(&["--role", "embed", "--concurrency", "2"]);
     env.start_worker(&["--role", "embed", "--concurrency", "2"]);
     let run = env.spawn_orchestrator(&["upgrade", EMBEDDINGS]);
-    env.wait_for_worker(
-        victim,
-        "a few embed tasks done and one in the victim's hands",
-        "SELECT count(*) FILTER (WHERE status = 'done') >= 4
-                            AND count(*) FILTER (WHERE status = 'running' AND worker LIKE $1) > 0
-                       FROM pipeline.tasks WHERE revision = 'cc30da9b96c1' AND kind = 'embed'",
-    )
-    .await;
-    env.signal_worker(victim, Signal::SIGKILL);
+    env.kill_while_holding(victim, EMBEDDINGS, "embed", 4).await;
     env.start_worker(&["--role", "embed", "--concurrency", "2"]);
-    let output = tokio::time::timeout(Duration::from_secs(300), run.wait_with_output())
-        .await
-        .expect("the upgrade finishes")
-        .unwrap();
+    let output = finished(run, Duration::from_secs(300)).await;
     assert_success(&output);
     assert_exact_counts(&env).await;
     let interrupted: i64 = env.scalar("SELECT count(*) FROM pipeline.tasks WHERE revision = 'cc30da9b96c1' AND kind = 'embed' AND attempts > 1",

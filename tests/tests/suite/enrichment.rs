@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 use testkit::data::{copy_sample, write_csv};
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const EMBEDDINGS: &str = "cc30da9b96c1";
 const ENRICHMENT: &str = "f3e916f4940d";
@@ -313,19 +313,9 @@ async fn a_worker_killed_mid_run_loses_no_review_and_writes_none_twice() {
 
     let victim = env.start_worker(&["--role", "enrich", "--concurrency", "1"]);
     let run = env.spawn_orchestrator(&["upgrade", ENRICHMENT]);
-    env.wait_for_worker(
-        victim,
-        "a few enrich tasks done and one in the victim's hands",
-        "SELECT count(*) FILTER (WHERE status = 'done') >= 2
-                            AND count(*) FILTER (WHERE status = 'running' AND worker LIKE $1) > 0
-                       FROM pipeline.tasks WHERE revision = 'f3e916f4940d' AND kind = 'enrich'",
-    )
-    .await;
-    env.signal_worker(victim, Signal::SIGKILL);
-    let output = tokio::time::timeout(Duration::from_secs(300), run.wait_with_output())
-        .await
-        .expect("the run ends")
-        .unwrap();
+    env.kill_while_holding(victim, ENRICHMENT, "enrich", 2)
+        .await;
+    let output = finished(run, Duration::from_secs(300)).await;
     assert_success(&output);
     assert!(
         env.scalar("SELECT count(*) FROM pipeline.tasks WHERE kind = 'enrich' AND attempts > 1")
@@ -540,10 +530,7 @@ async fn the_batch_api_is_submitted_once_even_when_its_worker_dies_before_collec
     .await;
     env.signal_worker(victim, Signal::SIGKILL);
     env.start_worker(&["--role", "enrich"]);
-    let output = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
-        .await
-        .expect("the run ends")
-        .unwrap();
+    let output = finished(run, Duration::from_secs(120)).await;
     assert_success(&output);
     assert_eq!(server.batch_submissions(), 1, "no second submission");
     assert_eq!(

@@ -17,7 +17,7 @@ use sqlx::{Connection, PgConnection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 const ENRICHMENT: &str = "f3e916f4940d";
@@ -645,10 +645,7 @@ async fn a_graph_worker_killed_mid_build_leaves_no_duplicate_and_nothing_missing
         .await
         .unwrap();
     holder.close().await.ok();
-    let output = tokio::time::timeout(Duration::from_secs(240), run.wait_with_output())
-        .await
-        .expect("the upgrade finishes")
-        .unwrap();
+    let output = finished(run, Duration::from_secs(240)).await;
     assert_success(&output);
 
     assert!(

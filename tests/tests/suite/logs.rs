@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
-use testkit::{assert_success, text, TestEnv};
+use std::time::Duration;
+use testkit::{assert_success, finished, text, TestEnv};
 
 const SCHEMA: &str = "1b33292593a9";
 
@@ -99,7 +100,7 @@ async fn a_json_log_has_one_object_per_line_and_the_task_fields_on_every_line_of
     );
     // Every task fails its first attempt, so lines of attempt 1 and 2.
     let run = env.spawn_noop_run_with(2, &["--fail-attempts", "1"]);
-    assert_success(&run.wait_with_output().await.unwrap());
+    assert_success(&finished(run, Duration::from_secs(120)).await);
     env.kill_workers().await;
 
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -145,7 +146,7 @@ async fn a_text_log_file_has_no_escapes_and_local_workers_lines_carry_their_name
     let log = std::env::temp_dir().join(format!("{}.worker.log", env.db_name));
     env.start_worker_logging_to(&["--role", "all"], &log);
     let run = env.spawn_noop_run(2, 10);
-    assert_success(&run.wait_with_output().await.unwrap());
+    assert_success(&finished(run, Duration::from_secs(120)).await);
     env.kill_workers().await;
     let logged = std::fs::read(&log).unwrap();
     assert!(

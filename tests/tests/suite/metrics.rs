@@ -9,7 +9,7 @@
 use prometheus_parse::{Scrape, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use testkit::{text, TestEnv};
+use testkit::{finished, text, TestEnv};
 
 const SEED: &str = "ef85393336cb";
 
@@ -266,7 +266,7 @@ async fn retries_failures_and_dead_letters_are_counted_as_the_task_rows_record_t
     wait_for_status(&env, &addr, "/readyz", 200).await;
     // Every attempt of the 3 no-op tasks fails: retried once, then failed.
     let run = env.spawn_noop_run_with(3, &["--fail-attempts", "2"]);
-    let output = run.wait_with_output().await.unwrap();
+    let output = finished(run, Duration::from_secs(120)).await;
     assert!(!output.status.success(), "{}", text(&output));
     let (failed, attempts): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'failed'), sum(attempts)::bigint FROM pipeline.tasks",

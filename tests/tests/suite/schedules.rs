@@ -5,7 +5,7 @@ use nix::sys::signal::Signal;
 use std::time::Duration;
 use testkit::data::{copy_sample, edit, replace_first};
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
-use testkit::{assert_success, text, TestEnv};
+use testkit::{assert_success, finished, text, TestEnv};
 
 const SCHEMA: &str = "1b33292593a9";
 
@@ -42,10 +42,7 @@ async fn three_schedulers_fire_each_due_second_exactly_once() {
         signal(s, Signal::SIGTERM);
     }
     for s in schedulers {
-        let out = tokio::time::timeout(Duration::from_secs(30), s.wait_with_output())
-            .await
-            .expect("a scheduler stops on SIGTERM")
-            .unwrap();
+        let out = finished(s, Duration::from_secs(30)).await;
         assert!(out.status.success(), "{}", text(&out));
     }
     let (fires, distinct, span, failed): (i64, i64, i64, i64) = sqlx::query_as(
@@ -80,32 +77,17 @@ async fn three_schedulers_fire_each_due_second_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_fires_catch_up_once_or_not_at_all_and_bad_schedules_are_refused() {
     let env = TestEnv::new("sched_catch_up").await;
-    let bad = env
-        .orchestrator(&[
-            "schedule",
-            "add",
-            "x",
-            "--cron",
-            "61 * * * *",
-            "--upgrade",
-            "base",
-        ])
-        .await;
-    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
-    assert!(text(&bad).contains("\"61 * * * *\""), "{}", text(&bad));
-    let bad = env
-        .orchestrator(&[
-            "schedule",
-            "add",
-            "x",
-            "--cron",
-            "* * * * *",
-            "--rerun",
-            "nonesuch",
-        ])
-        .await;
-    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
-    assert!(text(&bad).contains("nonesuch"), "{}", text(&bad));
+    // Each refused at `schedule add`, naming what is wrong.
+    for (cron, action, named) in [
+        ("61 * * * *", ["--upgrade", "base"], "\"61 * * * *\""),
+        ("* * * * *", ["--rerun", "nonesuch"], "nonesuch"),
+    ] {
+        let bad = env
+            .orchestrator(&["schedule", "add", "x", "--cron", cron, action[0], action[1]])
+            .await;
+        assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+        assert!(text(&bad).contains(named), "{}", text(&bad));
+    }
 
     for (name, catch_up) in [("one", "one"), ("none", "none")] {
         assert_success(
