@@ -246,7 +246,7 @@ impl Report<'_> {
             "  revision     time (s)   rows read   provider inputs          task rows by kind"
         );
         for (id, revision, seconds) in runs {
-            let name = catalogue::find(&revision).map_or(revision.as_str(), |r| r.name);
+            let name = revisions::registry::find(&revision).map_or(revision.as_str(), |r| r.name);
             let kinds: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT kind, sum(rows_done)::bigint FROM pipeline.tasks
                   WHERE revision_run_id = $1 GROUP BY kind ORDER BY min(id)",

@@ -20,8 +20,9 @@
 use crate::lock::{RunLock, WaitPolicy};
 use crate::progress::PhaseProgress;
 use anyhow::Context;
+use revisions::registry::CHAIN;
+use revisions::Revision;
 use shared::backoff::Backoff;
-use shared::catalogue::{self, Revision, REVISIONS};
 use shared::db;
 use shared::plan::{Direction, Phase, PlanContext, RerunFlags};
 use shared::queue::{Publisher, Topology};
@@ -236,9 +237,7 @@ impl Driver {
         direction: Direction,
         data_dir: &Path,
     ) -> anyhow::Result<()> {
-        let registered = revisions::registry::find(revision.id).with_context(|| {
-            format!("revision {} is not available in this version", revision.id)
-        })?;
+        let registered = revision;
         let (config, pool) = (self.config.clone(), self.pool.clone());
         self.running = (revision.id.to_string(), direction);
         let ctx = PlanContext {
@@ -488,13 +487,13 @@ impl Driver {
         direction: Direction,
         revision_run_id: i64,
     ) -> anyhow::Result<()> {
-        let position = catalogue::position(revision.id).expect("revision from the catalogue");
+        let position = revisions::registry::position(revision.id).expect("a revision of the chain");
         let new_head = match direction {
             Direction::Upgrade => Some(revision.id),
-            Direction::Downgrade => position.checked_sub(1).map(|i| REVISIONS[i].id),
+            Direction::Downgrade => position.checked_sub(1).map(|i| CHAIN[i].id),
             Direction::Rerun => return self.finish_revision_run(revision_run_id).await,
         };
-        let overtaken: Vec<&str> = REVISIONS[position..].iter().map(|r| r.id).collect();
+        let overtaken: Vec<&str> = CHAIN[position..].iter().map(|r| r.id).collect();
         store::record_revision(
             &self.pool,
             self.run_id,
@@ -555,7 +554,7 @@ async fn report(registered: &revisions::Revision, pool: &sqlx::PgPool, revision_
     match registered.planner.report(pool, revision_run_id).await {
         Ok(lines) => {
             for line in lines {
-                shared::say!("{}: {line}", registered.name());
+                shared::say!("{}: {line}", registered.name);
             }
         }
         Err(e) => {

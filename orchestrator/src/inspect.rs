@@ -5,8 +5,8 @@
 //! README's "Machine-readable output"), then print it as text or as JSON, so
 //! that both views always say the same numbers.
 
+use revisions::registry::{Target, CHAIN};
 use serde::Serialize;
-use shared::catalogue::{Revision, Target, REVISIONS};
 use shared::db;
 use shared::store;
 use sqlx::PgPool;
@@ -24,10 +24,10 @@ pub async fn current(pool: &PgPool, verbose: bool) -> anyhow::Result<()> {
     let current = db::current_revision(pool).await?;
     match current.as_deref() {
         Some(id) => {
-            let name = shared::catalogue::find(id).map_or("unknown to this version", |r| r.name);
+            let name = revisions::registry::find(id).map_or("unknown to this version", |r| r.name);
             println!("{id} ({name})");
             if verbose {
-                if let Some(i) = shared::catalogue::position(id) {
+                if let Some(i) = revisions::registry::position(id) {
                     show(pool, Target::Revision(i)).await?;
                 }
             }
@@ -39,22 +39,14 @@ pub async fn current(pool: &PgPool, verbose: bool) -> anyhow::Result<()> {
 
 /// `heads`: the one head of the chain.
 pub fn heads() {
-    if let Some(head) = REVISIONS.last() {
-        println!("{} ({}) (head){}", head.id, head.name, availability(head));
-    }
-}
-
-fn availability(revision: &Revision) -> &'static str {
-    if revisions::registry::is_registered(revision.id) {
-        ""
-    } else {
-        "  [not available in this version]"
+    if let Some(head) = CHAIN.last() {
+        println!("{} ({}) (head)", head.id, head.name);
     }
 }
 
 fn parent(i: usize) -> String {
     i.checked_sub(1).map_or("<base>".to_string(), |p| {
-        format!("{} ({})", REVISIONS[p].id, REVISIONS[p].name)
+        format!("{} ({})", CHAIN[p].id, CHAIN[p].name)
     })
 }
 
@@ -63,7 +55,7 @@ async fn applied_count(pool: &PgPool) -> anyhow::Result<usize> {
     Ok(db::current_revision(pool)
         .await?
         .as_deref()
-        .and_then(shared::catalogue::position)
+        .and_then(revisions::registry::position)
         .map_or(0, |c| c + 1))
 }
 
@@ -74,18 +66,10 @@ pub async fn show(pool: &PgPool, target: Target) -> anyhow::Result<()> {
         println!("base: the empty database, before the first revision");
         return Ok(());
     };
-    let revision = &REVISIONS[i];
+    let revision = &CHAIN[i];
     println!("Rev: {} ({})", revision.id, revision.name);
     println!("Parent: {}", parent(i));
     println!("Does: {}", revision.summary);
-    println!(
-        "In this version: {}",
-        if revisions::registry::is_registered(revision.id) {
-            "yes"
-        } else {
-            "no"
-        }
-    );
     let applied = if i < applied_count(pool).await? {
         match store::last_applied_at(pool, revision.id).await? {
             Some(when) => format!("yes, {when}"),
@@ -140,14 +124,14 @@ pub struct LastRun {
 /// `head`, `current`, an id, prefix or name), oldest first.
 pub async fn history(pool: &PgPool, range: Option<&str>, output: Output) -> anyhow::Result<()> {
     let current = db::current_revision(pool).await?;
-    let current_index = current.as_deref().and_then(shared::catalogue::position);
+    let current_index = current.as_deref().and_then(revisions::registry::position);
     let (from, to) = match range {
         Some(range) => history_range(range, current_index)?,
-        None => (0, REVISIONS.len()),
+        None => (0, CHAIN.len()),
     };
     let applied_count = current_index.map_or(0, |i| i + 1);
     let mut entries = Vec::new();
-    for (i, revision) in REVISIONS.iter().enumerate().take(to).skip(from) {
+    for (i, revision) in CHAIN.iter().enumerate().take(to).skip(from) {
         let applied = i < applied_count;
         let applied_at = if applied {
             store::last_applied_at(pool, revision.id).await?
@@ -166,7 +150,7 @@ pub async fn history(pool: &PgPool, range: Option<&str>, output: Output) -> anyh
             position: i + 1,
             id: revision.id,
             name: revision.name,
-            down_revision: i.checked_sub(1).map(|p| REVISIONS[p].id),
+            down_revision: i.checked_sub(1).map(|p| CHAIN[p].id),
             summary: revision.summary,
             applied,
             applied_at,
@@ -193,14 +177,14 @@ fn history_range(range: &str, current: Option<usize>) -> anyhow::Result<(usize, 
         match side.trim() {
             "" => Ok(empty),
             "current" => Ok(current.map_or(0, |i| i + 1)),
-            name => match shared::catalogue::resolve(name, |_| true).map_err(bad)? {
+            name => match revisions::registry::resolve(name).map_err(bad)? {
                 Target::Base => Ok(0),
                 Target::Revision(i) => Ok(i + 1),
             },
         }
     };
     let from = end_of(a, 1)?.saturating_sub(1);
-    let to = end_of(b, REVISIONS.len())?;
+    let to = end_of(b, CHAIN.len())?;
     if from >= to {
         return Err(bad(format!(
             "{} comes after {}: give the older revision first",
@@ -310,7 +294,7 @@ async fn status_report(pool: &PgPool, run: Option<i64>) -> anyhow::Result<Option
     let mut revisions_report = Vec::new();
     for revision_run in store::revision_runs_of(pool, run_row.id).await? {
         let revision = revision_run.revision.as_str();
-        let name = shared::catalogue::find(revision).map_or(revision, |r| r.name);
+        let name = revisions::registry::find(revision).map_or(revision, |r| r.name);
         let report = match revisions::registry::find(revision) {
             Some(registered) => registered.planner.report(pool, revision_run.id).await?,
             None => Vec::new(),

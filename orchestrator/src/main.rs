@@ -394,7 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Branches => {
             println!(
                 "the chain is a single line: no branches (head: {})",
-                shared::catalogue::REVISIONS.last().map_or("", |r| r.id)
+                revisions::registry::CHAIN.last().map_or("", |r| r.id)
             );
             Ok(())
         }

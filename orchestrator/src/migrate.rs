@@ -10,7 +10,8 @@ use crate::driver::{self, RunOptions};
 use crate::local_workers::LocalWorkers;
 use crate::lock::WaitPolicy;
 use anyhow::bail;
-use shared::catalogue::{self, Revision, Target, REVISIONS};
+use revisions::registry::{Target, CHAIN};
+use revisions::Revision;
 use shared::plan::{Direction, RerunFlags};
 use shared::Config;
 use sqlx::PgPool;
@@ -89,7 +90,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
             refuse_earlier_layout(&pool).await?;
             let current = current_index(&pool).await?;
             let target = resolve_target(&request.target, current)?;
-            anyhow::Ok((target, checked_path(current, target, direction)?))
+            anyhow::Ok((target, path(current, target, direction)?))
         }
         .await;
         pool.close().await;
@@ -115,7 +116,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
         // ...and look again under the run lock.
         let current = current_index(&driver.pool).await?;
         let target = resolve_target(&request.target, current)?;
-        let path = checked_path(current, target, direction)?;
+        let path = path(current, target, direction)?;
         let started = Instant::now();
         if !path.is_empty() {
             let workers = match request.with_workers {
@@ -132,7 +133,7 @@ pub async fn run(config: &Config, request: &Request) -> anyhow::Result<Summary> 
             direction,
             target: target_name(target),
             revisions: path.iter().map(|r| r.id).collect(),
-            started_at: current.map(|i| REVISIONS[i].id),
+            started_at: current.map(|i| CHAIN[i].id),
             elapsed: started.elapsed(),
         })
     }
@@ -176,14 +177,14 @@ pub async fn rerun(
     cascade: bool,
 ) -> anyhow::Result<Vec<Summary>> {
     let first = run(config, request).await?;
-    let from = catalogue::position(first.target);
+    let from = revisions::registry::position(first.target);
     let mut summaries = vec![first];
     if cascade {
         let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
         let current = current_index(&pool).await;
         pool.close().await;
         if let (Some(from), Some(current)) = (from, current?) {
-            for revision in &REVISIONS[from + 1..=current] {
+            for revision in &CHAIN[from + 1..=current] {
                 // `--full` and `--prune` are the named revision's; the
                 // ones after it change only what changed (a pruned row's
                 // vectors, enrichment and vertices go as deletes).
@@ -207,9 +208,7 @@ fn preflight(config: &Config, path: &[&Revision], direction: Direction) -> anyho
         return Ok(());
     }
     for revision in path {
-        if let Some(registered) = revisions::registry::find(revision.id) {
-            registered.planner.preflight(config)?;
-        }
+        revision.planner.preflight(config)?;
     }
     Ok(())
 }
@@ -218,7 +217,7 @@ fn preflight(config: &Config, path: &[&Revision], direction: Direction) -> anyho
 pub async fn current_index(pool: &PgPool) -> anyhow::Result<Option<usize>> {
     match shared::db::current_revision(pool).await? {
         None => Ok(None),
-        Some(id) => match catalogue::position(&id) {
+        Some(id) => match revisions::registry::position(&id) {
             Some(i) => Ok(Some(i)),
             None => bail!(
                 "alembic_version holds {id:?}, which this version does not know; \
@@ -257,18 +256,6 @@ pub async fn refuse_earlier_layout(pool: &PgPool) -> anyhow::Result<()> {
     );
 }
 
-/// The path of a command, refused if it crosses a revision this version
-/// cannot run.
-pub fn checked_path(
-    current: Option<usize>,
-    target: Target,
-    direction: Direction,
-) -> anyhow::Result<Vec<&'static Revision>> {
-    let path = path(current, target, direction)?;
-    check_available(&path, revisions::registry::is_registered)?;
-    Ok(path)
-}
-
 /// The revisions a command runs, in order: from `current` to `target` for
 /// upgrade and downgrade; for a re-run, the one revision, which must be
 /// applied.
@@ -278,10 +265,10 @@ pub fn path(
     direction: Direction,
 ) -> anyhow::Result<Vec<&'static Revision>> {
     let applied = current.map_or(0, |i| i + 1);
-    let at = || current.map_or("base", |i| REVISIONS[i].id);
+    let at = || current.map_or("base", |i| CHAIN[i].id);
     match (direction, target) {
         (Direction::Rerun, Target::Revision(i)) => {
-            let revision = &REVISIONS[i];
+            let revision = &CHAIN[i];
             if applied <= i {
                 bail!(
                     "revision {} ({}) is not applied (the database is at {}); run `orchestrator upgrade {}` first",
@@ -304,7 +291,7 @@ pub fn path(
                     at()
                 );
             }
-            Ok(REVISIONS[applied..wanted].iter().collect())
+            Ok(CHAIN[applied..wanted].to_vec())
         }
         (Direction::Downgrade, _) => {
             let wanted = target.applied_count();
@@ -314,32 +301,15 @@ pub fn path(
                     at()
                 );
             }
-            Ok(REVISIONS[wanted..applied].iter().rev().collect())
+            Ok(CHAIN[wanted..applied].iter().rev().copied().collect())
         }
     }
-}
-
-/// Refuses, before anything is done, a path that crosses a revision this
-/// version cannot run.
-pub fn check_available(path: &[&Revision], runnable: impl Fn(&str) -> bool) -> anyhow::Result<()> {
-    if let Some(missing) = path.iter().find(|r| !runnable(r.id)) {
-        bail!(
-            "revision {} ({}) is not available in this version; nothing was done. \
-             Run `orchestrator upgrade {}` to stop before it.",
-            missing.id,
-            missing.name,
-            catalogue::position(missing.id)
-                .and_then(|i| i.checked_sub(1))
-                .map_or("base", |i| REVISIONS[i].id)
-        );
-    }
-    Ok(())
 }
 
 pub fn target_name(target: Target) -> &'static str {
     match target {
         Target::Base => "base",
-        Target::Revision(i) => REVISIONS[i].id,
+        Target::Revision(i) => CHAIN[i].id,
     }
 }
 
@@ -350,14 +320,14 @@ pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result
     let current = {
         let pool = shared::db::connect(config, 2, Duration::from_secs(30)).await?;
         let current = match shared::db::current_revision(&pool).await {
-            Ok(Some(id)) if catalogue::position(&id).is_none() && !purge => {
+            Ok(Some(id)) if revisions::registry::position(&id).is_none() && !purge => {
                 pool.close().await;
                 bail!(
                     "alembic_version holds {id:?}, which this version does not know; \
                      `stamp --purge` replaces it"
                 );
             }
-            Ok(Some(id)) => catalogue::position(&id),
+            Ok(Some(id)) => revisions::registry::position(&id),
             Ok(None) => None,
             Err(e) => {
                 pool.close().await;
@@ -376,7 +346,7 @@ pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result
     let driver = driver::start(config, &options).await?;
     let new_head = match target {
         Target::Base => None,
-        Target::Revision(i) => Some(REVISIONS[i].id),
+        Target::Revision(i) => Some(CHAIN[i].id),
     };
     let outcome = driver.stamp(new_head).await;
     driver.finish(outcome.as_ref().map(|_| ())).await;
@@ -391,6 +361,7 @@ pub async fn stamp(config: &Config, target: &str, purge: bool) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::catalogue;
 
     fn ids(path: &[&Revision]) -> Vec<&'static str> {
         path.iter().map(|r| r.id).collect()
@@ -443,25 +414,5 @@ mod tests {
         let e = path(Some(1), Target::Revision(2), Direction::Rerun).unwrap_err();
         assert!(e.to_string().contains("is not applied"), "{e}");
         assert!(path(Some(1), Target::Base, Direction::Rerun).is_err());
-    }
-
-    #[test]
-    fn a_path_through_an_unregistered_revision_is_refused_naming_where_to_stop() {
-        let head = Target::Revision(REVISIONS.len() - 1);
-        let full = path(None, head, Direction::Upgrade).unwrap();
-        let first_four = |id: &str| catalogue::position(id).is_some_and(|i| i < 4);
-        let e = check_available(&full, first_four).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!(
-                "revision {} (enrichment) is not available",
-                catalogue::ENRICHMENT
-            )),
-            "{e}"
-        );
-        assert!(
-            e.contains(&format!("upgrade {}", catalogue::EMBEDDINGS)),
-            "{e}"
-        );
-        assert!(check_available(&full[..4], first_four).is_ok());
     }
 }

@@ -13,8 +13,8 @@
 //! online path runs ([`shared::store::CLEAR_VERSION_SQL`],
 //! [`shared::store::SET_VERSION_SQL`]).
 
-use crate::migrate::{checked_path, resolve_target, target_name, BadUsage};
-use shared::catalogue::{Target, REVISIONS};
+use crate::migrate::{path, resolve_target, target_name, BadUsage};
+use revisions::registry::{Target, CHAIN};
 use shared::plan::Direction;
 use std::fmt::Write as _;
 
@@ -32,16 +32,15 @@ pub fn sql(range: &str, direction: Direction) -> anyhow::Result<String> {
         }
     };
     let target = resolve_target(to, start)?;
-    let path = checked_path(start, target, direction).map_err(|e| bad(format!("{e:#}")))?;
+    let path = path(start, target, direction).map_err(|e| bad(format!("{e:#}")))?;
     let mut statements = Vec::with_capacity(path.len());
     for (n, revision) in path.iter().enumerate() {
-        let registered = revisions::registry::find(revision.id).expect("checked_path");
-        let Some(sql) = registered.planner.offline_sql(direction) else {
+        let Some(sql) = revision.planner.offline_sql(direction) else {
             let before = match n.checked_sub(1) {
                 Some(last) => format!(
                     "; `{} {}:{} --sql` prints the part before it",
                     direction.as_str(),
-                    start.map_or("base", |i| REVISIONS[i].id),
+                    start.map_or("base", |i| CHAIN[i].id),
                     path[last].id
                 ),
                 None => String::new(),
@@ -65,7 +64,7 @@ pub fn sql(range: &str, direction: Direction) -> anyhow::Result<String> {
         out,
         "-- orchestrator {} {}:{} --sql (offline mode): what this move runs; nothing was run, no database was read\n",
         direction.as_str(),
-        start.map_or("base", |i| REVISIONS[i].id),
+        start.map_or("base", |i| CHAIN[i].id),
         target_name(target)
     );
     out.push_str("BEGIN;\n\n");
@@ -76,15 +75,15 @@ pub fn sql(range: &str, direction: Direction) -> anyhow::Result<String> {
     let mut at = start;
     for (revision, sql) in path.iter().zip(statements) {
         let new_head = match direction {
-            Direction::Upgrade => Some(catalogue_index(revision.id)),
-            _ => catalogue_index(revision.id).checked_sub(1),
+            Direction::Upgrade => Some(chain_index(revision.id)),
+            _ => chain_index(revision.id).checked_sub(1),
         };
         let _ = writeln!(
             out,
             "-- Running {} {} -> {} ({})\n",
             direction.as_str(),
-            at.map_or("", |i| REVISIONS[i].id),
-            new_head.map_or("", |i| REVISIONS[i].id),
+            at.map_or("", |i| CHAIN[i].id),
+            new_head.map_or("", |i| CHAIN[i].id),
             revision.name
         );
         let _ = writeln!(out, "{}\n", sql.trim_end());
@@ -93,7 +92,7 @@ pub fn sql(range: &str, direction: Direction) -> anyhow::Result<String> {
             let _ = writeln!(
                 out,
                 "{};",
-                shared::store::SET_VERSION_SQL.replace("$1", &format!("'{}'", REVISIONS[head].id))
+                shared::store::SET_VERSION_SQL.replace("$1", &format!("'{}'", CHAIN[head].id))
             );
         }
         out.push('\n');
@@ -110,8 +109,8 @@ fn index(target: Target) -> Option<usize> {
     }
 }
 
-fn catalogue_index(id: &str) -> usize {
-    shared::catalogue::position(id).expect("a revision of the chain")
+fn chain_index(id: &str) -> usize {
+    revisions::registry::position(id).expect("a revision of the chain")
 }
 
 #[cfg(test)]

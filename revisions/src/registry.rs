@@ -1,13 +1,14 @@
-//! Every revision this version can run: one line each, in chain order.
-//! "Available" means "registered here"; the catalogue of the Alembic chain
-//! (`shared/src/catalogue.rs`) lists the ones this version does not run yet.
+//! The chain: every revision this version runs, one line each, in chain
+//! order, with the ids Alembic uses, so that `alembic_version` means the same
+//! thing to both tools. "Available" means "registered here": adding a
+//! revision is its folder plus its line below.
 //!
 //! A line names the revision's folder (`revisions/src/<folder>/`): it
 //! declares the folder's module (`crate::registry::<folder>`, re-exported at
 //! the crate root) and puts its `REVISION` in [`CHAIN`].
 
 use crate::revision::Revision;
-use shared::catalogue::{self, Target};
+pub use shared::catalogue::Target;
 
 macro_rules! chain {
     ($($folder:ident => $module:literal,)+) => {
@@ -37,21 +38,91 @@ pub fn find(id: &str) -> Option<&'static Revision> {
     CHAIN.iter().chain(DIAGNOSTIC).copied().find(|r| r.id == id)
 }
 
-/// Whether this version can run the revision of the chain with this id.
+/// Whether this id is a revision of the chain.
 pub fn is_registered(id: &str) -> bool {
-    CHAIN.iter().any(|r| r.id == id)
+    position(id).is_some()
 }
 
-/// What a user typed, resolved against the chain; `latest` is the last
-/// registered revision.
+/// Position of a revision in the chain (0-based), or `None` if unknown.
+pub fn position(id: &str) -> Option<usize> {
+    CHAIN.iter().position(|r| r.id == id)
+}
+
+/// The last revision of the chain.
+pub fn head() -> &'static Revision {
+    CHAIN[CHAIN.len() - 1]
+}
+
+/// Resolves what a user typed: a full id, `head` (or `latest`), `base`, a
+/// unique id prefix of at least 4 characters, or a revision name.
 pub fn resolve(target: &str) -> Result<Target, String> {
-    catalogue::resolve(target, is_registered)
+    match target {
+        "head" | "latest" => return Ok(Target::Revision(CHAIN.len() - 1)),
+        "base" => return Ok(Target::Base),
+        _ => {}
+    }
+    if let Some(i) = CHAIN
+        .iter()
+        .position(|r| r.id == target || r.name == target)
+    {
+        return Ok(Target::Revision(i));
+    }
+    let matches: Vec<usize> = CHAIN
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| target.len() >= 4 && r.id.starts_with(target))
+        .map(|(i, _)| i)
+        .collect();
+    match matches.as_slice() {
+        [i] => Ok(Target::Revision(*i)),
+        _ => Err(format!(
+            "unknown revision {target:?}: expected head, base, or one of {}",
+            CHAIN
+                .iter()
+                .map(|r| format!("{} ({})", r.id, r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
-/// [`resolve`] with Alembic's relative targets (`+1`, `seed-1`), counted
-/// from `current` (an index into the chain; `None`: base).
+/// [`resolve`], and Alembic's relative targets, from the revision the
+/// database is at (`current`, an index into the chain; `None`: base): `+N`
+/// / `-N`, and `<rev>+N` / `<rev>-N` from any target [`resolve`] takes.
 pub fn resolve_at(target: &str, current: Option<usize>) -> Result<Target, String> {
-    catalogue::resolve_at(target, current, is_registered)
+    let relative = target
+        .rfind(['+', '-'])
+        .and_then(|at| {
+            let steps: i64 = target[at + 1..].parse().ok()?;
+            let sign = if target.as_bytes()[at] == b'+' { 1 } else { -1 };
+            Some((&target[..at], sign * steps))
+        })
+        .filter(|(_, steps)| *steps != 0);
+    let Some((from, steps)) = relative else {
+        return resolve(target);
+    };
+    let from_count = if from.is_empty() {
+        current.map_or(0, |i| i + 1)
+    } else {
+        resolve(from)?.applied_count()
+    } as i64;
+    let count = from_count + steps;
+    if count < 0 || count > CHAIN.len() as i64 {
+        let at = if from.is_empty() {
+            current.map_or("base", |i| CHAIN[i].id)
+        } else {
+            from
+        };
+        return Err(format!(
+            "{target:?} goes {} the chain: {at} is {from_count} revision(s) from base, and the chain has {}",
+            if count < 0 { "below the start of" } else { "past the end of" },
+            CHAIN.len()
+        ));
+    }
+    Ok(match count {
+        0 => Target::Base,
+        n => Target::Revision(n as usize - 1),
+    })
 }
 
 #[cfg(test)]
@@ -59,27 +130,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registered_revisions_are_the_start_of_the_chain_in_order() {
-        for (i, revision) in CHAIN.iter().enumerate() {
-            assert_eq!(
-                catalogue::REVISIONS[i].id,
-                revision.id,
-                "registry line {i} is out of chain order"
-            );
-        }
+    fn the_chain_is_alembics_and_the_diagnostic_revision_is_not_in_it() {
+        let ids: Vec<&str> = CHAIN.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            [
+                shared::catalogue::EXTENSIONS,
+                shared::catalogue::SCHEMA,
+                shared::catalogue::SEED,
+                shared::catalogue::EMBEDDINGS,
+                shared::catalogue::ENRICHMENT,
+                shared::catalogue::GRAPH,
+            ]
+        );
         for revision in DIAGNOSTIC {
-            assert!(catalogue::find(revision.id).is_none());
             assert!(!is_registered(revision.id));
+            assert!(find(revision.id).is_some());
         }
     }
 
     #[test]
-    fn latest_is_the_last_registered_revision() {
-        assert_eq!(resolve("latest"), Ok(Target::Revision(CHAIN.len() - 1)));
-        assert_eq!(
-            resolve("head"),
-            Ok(Target::Revision(catalogue::REVISIONS.len() - 1))
+    fn targets_resolve_by_id_prefix_name_head_and_base() {
+        assert_eq!(resolve("head"), Ok(Target::Revision(5)));
+        assert_eq!(resolve("latest"), Ok(Target::Revision(5)));
+        assert_eq!(resolve("base"), Ok(Target::Base));
+        assert_eq!(resolve("7a35c0d9d159"), Ok(Target::Revision(0)));
+        assert_eq!(resolve("extensions"), Ok(Target::Revision(0)));
+        assert_eq!(resolve("1b33292593a9"), Ok(Target::Revision(1)));
+        assert_eq!(resolve("ef85"), Ok(Target::Revision(2)));
+        assert_eq!(resolve("graph"), Ok(Target::Revision(5)));
+        assert!(resolve("zzzz").unwrap_err().contains("unknown revision"));
+        assert!(resolve("ef8").is_err(), "a prefix needs 4 characters");
+        assert!(
+            resolve("bench-noop").is_err(),
+            "not a revision of the chain"
         );
+    }
+
+    #[test]
+    fn relative_targets_count_from_the_current_revision_or_a_named_one() {
+        assert_eq!(resolve_at("+1", None), Ok(Target::Revision(0)));
+        assert_eq!(resolve_at("+2", Some(1)), Ok(Target::Revision(3)));
+        assert_eq!(resolve_at("-1", Some(3)), Ok(Target::Revision(2)));
+        assert_eq!(resolve_at("-1", Some(0)), Ok(Target::Base));
+        assert_eq!(resolve_at("seed+1", None), Ok(Target::Revision(3)));
+        assert_eq!(
+            resolve_at("cc30da9b96c1-2", Some(5)),
+            Ok(Target::Revision(1))
+        );
+        assert!(resolve_at("+1", Some(5))
+            .unwrap_err()
+            .contains("past the end"));
+        assert!(resolve_at("-2", Some(0))
+            .unwrap_err()
+            .contains("below the start"));
+        assert_eq!(resolve_at("head", Some(2)), Ok(Target::Revision(5)));
     }
 
     /// Every table and named index the chain (or the pipeline) creates, read

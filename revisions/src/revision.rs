@@ -8,21 +8,26 @@ use shared::plan::{Direction, Phase, PlanContext};
 
 /// A revision this version can run.
 pub struct Revision {
-    /// Its id in the Alembic chain (`shared::catalogue`), or
+    /// Its id in the Alembic chain, or
     /// `shared::catalogue::BENCH_NOOP` for the diagnostic one.
     pub id: &'static str,
+    /// Its name (`upgrade seed`, `history`).
+    pub name: &'static str,
+    /// What it does, in one line (`history`, `show`).
+    pub summary: &'static str,
     pub planner: &'static dyn Planner,
     /// Builds the revision's executor, once per worker process; the executor
     /// owns the clients it needs (the embedder, later the LLM client).
     pub executor: fn(&shared::Config) -> Box<dyn Executor>,
 }
 
-impl Revision {
-    /// Its name in the catalogue of the chain (the id for the diagnostic one).
-    pub fn name(&self) -> &'static str {
-        shared::catalogue::find(self.id).map_or(self.id, |r| r.name)
+impl std::fmt::Debug for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.id, self.name)
     }
+}
 
+impl Revision {
     /// Plans a move of this revision.
     pub async fn plan(&self, ctx: &PlanContext<'_>) -> anyhow::Result<Vec<Phase>> {
         if ctx.rerun.prune && !self.planner.prunes() {

@@ -1,5 +1,5 @@
 //! The contract between the orchestrator, the workers and the revisions:
-//! configuration, the revision catalogue, plans and task messages, the
+//! configuration, the roles and revision ids, plans and task messages, the
 //! execution context an executor gets ([`exec`]), the one owner of the
 //! pipeline tables ([`store`]), and the database and queue helpers. No
 //! role-specific logic lives here. See `ARCHITECTURE.md` for who depends on

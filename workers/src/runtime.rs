@@ -638,9 +638,14 @@ async fn same_database(shared: &Shared, message: &TaskMessage) -> bool {
     }
 }
 
+/// Whether this worker has an executor for the revision a message names.
+fn runs_revision(id: &str) -> bool {
+    revisions::registry::find(id).is_some()
+}
+
 async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, delivery: Delivery) {
     let _in_hand = metrics::InHand::enter();
-    let outcome = match TaskMessage::parse(&delivery.data, role) {
+    let outcome = match TaskMessage::parse(&delivery.data, role, runs_revision) {
         Err(e) => {
             tracing::error!(
                 "rejecting a message on the {role} queue to the dead-letter queue: {e}; body: {}",
@@ -700,7 +705,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, role: Role, del
 /// Counts a message sent to the dead-letter queue, by its task's revision
 /// and kind where it is a task message (parsed again: this is rare).
 fn count_dead_letter(role: Role, body: &[u8]) {
-    let parsed = TaskMessage::parse(body, role).ok();
+    let parsed = TaskMessage::parse(body, role, runs_revision).ok();
     let (revision, kind) = parsed
         .as_ref()
         .map_or(("", ""), |m| (m.revision.as_str(), m.kind.as_str()));

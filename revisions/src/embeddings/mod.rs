@@ -37,6 +37,8 @@ pub use tasks::{EmbedPayload, EmbeddingsTask, FinishPayload, Source};
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::EMBEDDINGS,
+    name: "embeddings",
+    summary: "vectors for products, reviews and memories, with an ANN index",
     planner: &plan::EmbeddingsPlanner,
     executor: |config| Box::new(EmbeddingsExecutor::new(config)),
 };

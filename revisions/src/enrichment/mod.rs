@@ -45,6 +45,8 @@ pub const DOWNGRADE_SQL: &str = include_str!("f3e916f4940d.downgrade.sql");
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::ENRICHMENT,
+    name: "enrichment",
+    summary: "feature and sentiment of each review, by AI",
     planner: &plan::EnrichmentPlanner,
     executor: |config| Box::new(EnrichmentExecutor::new(config)),
 };

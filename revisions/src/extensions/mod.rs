@@ -19,6 +19,8 @@ use sqlx::{Connection, Executor as _};
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::EXTENSIONS,
+    name: "extensions",
+    summary: "the vector and age extensions (and pg_diskann where the server has it)",
     planner: &ExtensionsPlanner,
     executor: |_| Box::new(ExtensionsExecutor),
 };

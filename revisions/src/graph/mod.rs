@@ -35,6 +35,8 @@ pub use tasks::{GraphTask, Slice, Source};
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::GRAPH,
+    name: "graph",
+    summary: "Apache AGE graph of products, reviews and features",
     planner: &plan::GraphPlanner,
     executor: |_| Box::new(GraphExecutor),
 };

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::BENCH_NOOP,
+    name: "bench-noop",
+    summary: "no-op tasks that measure the pipeline's own overhead (orchestrator bench runtime)",
     planner: &NoopPlanner,
     executor: |_| Box::new(NoopExecutor),
 };

@@ -12,6 +12,8 @@ mod plan;
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::SCHEMA,
+    name: "schema",
+    summary: "tables, enum, foreign keys and indexes of the application",
     planner: &plan::SchemaPlanner,
     executor: |_| Box::new(SchemaExecutor),
 };

@@ -30,6 +30,8 @@ pub use tasks::SeedTask;
 
 pub const REVISION: Revision = Revision {
     id: shared::catalogue::SEED,
+    name: "seed",
+    summary: "load the CSV files of the data directory; preferences become memories",
     planner: &plan::SeedPlanner,
     executor: |_| Box::new(SeedExecutor),
 };
