@@ -128,12 +128,8 @@ async fn a_task_message_published_twice_has_its_effect_once() {
     // Plan and publish the schema task with no worker running, then publish
     // the very same message again.
     let orchestrator = env.spawn_orchestrator(&["upgrade", SCHEMA]);
-    env.wait_for_count(
-        "SELECT count(*) FROM pipeline.tasks WHERE status = 'queued'",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    env.wait_for_tasks("queued", 1, Duration::from_secs(30))
+        .await;
     let (task_id,): (i64,) = sqlx::query_as("SELECT id FROM pipeline.tasks")
         .fetch_one(&env.pool)
         .await
@@ -301,12 +297,8 @@ async fn two_upgrades_at_once_one_runs_the_other_waits_or_refuses() {
     let mut env = TestEnv::new("run_lock").await;
     // No worker yet: the first upgrade holds the lock while it waits.
     let first = env.spawn_orchestrator(&["upgrade", SCHEMA]);
-    env.wait_for_count(
-        "SELECT count(*) FROM pipeline.tasks",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    env.wait_for_tasks("queued", 1, Duration::from_secs(30))
+        .await;
     let refused = env.orchestrator(&["upgrade", SCHEMA, "--no-wait"]).await;
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(

@@ -8,7 +8,7 @@
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
-use testkit::data::{copy_sample, write_csv};
+use testkit::data::{copy_sample, read_csv, write_csv};
 use testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use testkit::{assert_success, finished, text, TestEnv};
 
@@ -85,20 +85,10 @@ fn write_reviews(dir: &Path) {
             ]
         })
         .collect();
-    write_csv(
-        dir,
-        "product_reviews.csv",
-        &[
-            "id",
-            "product_id",
-            "user_name",
-            "review",
-            "rating",
-            "feature_id",
-            "sentiment",
-        ],
-        &records,
-    );
+    // The sample's own header (the callers copy the sample first).
+    let (header, _) = read_csv(dir, "product_reviews.csv");
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(dir, "product_reviews.csv", &header, &records);
 }
 
 async fn main_values(env: &TestEnv) -> Vec<(i32, Option<i32>, Option<String>)> {
