@@ -96,7 +96,7 @@ impl Services {
     ) -> anyhow::Result<Services> {
         let hosts = Hosts::create(3, 2)?;
         let db = socket_of(config.database_url.expose())?;
-        let amqp = shared::queue::broker_addresses(config.amqp_url.expose())
+        let amqp = shared::amqp_url::broker_addresses(config.amqp_url.expose())
             .next()
             .context("AMQP_URL names no broker")?
             .to_string();

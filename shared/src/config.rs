@@ -169,6 +169,10 @@ pub fn check_remote_data(location: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// What the default queue prefix starts with: with `QUEUE_PREFIX` unset,
+/// the prefix is `agenticshop-<the database's identity>` (`queue::Topology`).
+pub const DEFAULT_QUEUE_PREFIX: &str = "agenticshop";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {variable} = {shown:?} is not valid: {reason}")]
@@ -990,11 +994,11 @@ impl Config {
             local_threads: src.parse("ENRICH_THREADS", 0usize)?,
         };
         let amqp_url = ConnectionUrl::new(src.string("AMQP_URL", DEFAULT_AMQP_URL));
-        for address in crate::queue::broker_addresses(amqp_url.expose()) {
+        for address in crate::amqp_url::broker_addresses(amqp_url.expose()) {
             src.url("AMQP_URL", address.to_string(), &["amqp", "amqps"])?;
             // The TLS files the URL names are read now, so that a wrong path
             // stops the process at start rather than at every reconnection.
-            crate::queue::tls_config(address).map_err(|e| ConfigError::Invalid {
+            crate::amqp_url::tls_config(address).map_err(|e| ConfigError::Invalid {
                 variable: "AMQP_URL",
                 shown: amqp_url.redacted(),
                 reason: format!("{e:#}"),
@@ -1018,7 +1022,12 @@ impl Config {
             &memory_table,
             &embedding.products_table,
             &embedding.reviews_table,
-        ))?;
+        ))
+        .map_err(|refused| ConfigError::Invalid {
+            variable: refused.variable,
+            shown: refused.value,
+            reason: refused.reason,
+        })?;
         Ok(Config {
             database_url: src.database_url()?,
             amqp_url,
@@ -1065,10 +1074,7 @@ impl Config {
             (
                 "QUEUE_PREFIX",
                 self.queue_prefix.clone().unwrap_or_else(|| {
-                    format!(
-                        "(unset: {}-<database identity>)",
-                        crate::queue::DEFAULT_PREFIX
-                    )
+                    format!("(unset: {}-<database identity>)", DEFAULT_QUEUE_PREFIX)
                 }),
             ),
             ("DATA_DIR", self.data_dir.display().to_string()),
@@ -1405,7 +1411,7 @@ mod tests {
         let list = "amqp://u:pw-one@broker-a:5672/%2f, amqp://u:pw-two@broker-b:5672/%2f";
         let config = Config::from_source(&Source::from_pairs([("AMQP_URL", list)])).unwrap();
         let addresses: Vec<&str> =
-            crate::queue::broker_addresses(config.amqp_url.expose()).collect();
+            crate::amqp_url::broker_addresses(config.amqp_url.expose()).collect();
         assert_eq!(addresses.len(), 2);
         let shown = format!("{config:?} {:?}", config.describe());
         assert!(

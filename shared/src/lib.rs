@@ -5,6 +5,7 @@
 //! role-specific logic lives here. See `ARCHITECTURE.md` for who depends on
 //! whom.
 
+pub mod amqp_url;
 pub mod backoff;
 pub mod catalogue;
 pub mod config;

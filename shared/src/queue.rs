@@ -13,16 +13,17 @@
 //!
 //! Every declaration is idempotent, so both sides declare on every connect.
 
+use crate::amqp_url::{broker_addresses, tls_config};
 use crate::backoff::{Backoff, Verdict};
 use crate::catalogue::Role;
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, Config, DEFAULT_QUEUE_PREFIX};
 use crate::task::TaskMessage;
 use anyhow::{bail, Context};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::time::Duration;
@@ -39,10 +40,6 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(20),
     Duration::from_secs(60),
 ];
-
-/// What the default prefix starts with: with `QUEUE_PREFIX` unset, the
-/// prefix is `agenticshop-<the database's identity>`.
-pub const DEFAULT_PREFIX: &str = "agenticshop";
 
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -62,7 +59,7 @@ impl Topology {
     /// to. The orchestrator and the workers both name their queues so.
     pub fn for_database(config: &Config, database: uuid::Uuid) -> Self {
         Topology::explicit(config)
-            .unwrap_or_else(|| Topology::new(&format!("{DEFAULT_PREFIX}-{database}")))
+            .unwrap_or_else(|| Topology::new(&format!("{DEFAULT_QUEUE_PREFIX}-{database}")))
     }
 
     /// The topology `QUEUE_PREFIX` names, if it is set (then no database
@@ -337,47 +334,6 @@ pub async fn connect(
 
 /// Time given to one broker address to accept a connection.
 const BROKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The broker addresses of `AMQP_URL`: one URL, or several separated by
-/// commas, tried in turn at every (re)connection.
-pub fn broker_addresses(amqp_url: &str) -> impl Iterator<Item = &str> {
-    amqp_url.split(',').map(str::trim).filter(|a| !a.is_empty())
-}
-
-/// TLS settings of an `amqps://` URL, from the query parameters RabbitMQ's
-/// own clients read (<https://www.rabbitmq.com/docs/uri-query-parameters>):
-/// `cacertfile` (PEM CA certificates trusted beside the system's),
-/// `certfile` and `keyfile` (a PEM client certificate and its key).
-pub fn tls_config(url: &str) -> anyhow::Result<OwnedTLSConfig> {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return Ok(OwnedTLSConfig::default());
-    };
-    let parameter = |name: &str| {
-        parsed
-            .query_pairs()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-    };
-    let read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
-        parameter(name)
-            .map(|path| {
-                std::fs::read(&path).with_context(|| format!("its {name} {path:?} cannot be read"))
-            })
-            .transpose()
-    };
-    let cert_chain = read("cacertfile")?
-        .map(|pem| String::from_utf8(pem).context("its cacertfile is not PEM text"))
-        .transpose()?;
-    let identity = match (read("certfile")?, read("keyfile")?) {
-        (Some(pem), Some(key)) => Some(OwnedIdentity::PKCS8 { pem, key }),
-        (None, None) => None,
-        _ => bail!("it has one of certfile and keyfile without the other"),
-    };
-    Ok(OwnedTLSConfig {
-        identity,
-        cert_chain,
-    })
-}
 
 /// A channel in confirm mode: a publish returns only once the broker has
 /// confirmed the message (within the confirm timeout), and every publish is

@@ -12,8 +12,6 @@
 //! each other. [`check`] refuses such a configuration at start, naming the
 //! variable, before any program connects to anything.
 
-use crate::config::ConfigError;
-
 /// PostgreSQL's limit on an identifier (`NAMEDATALEN - 1`), in bytes.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -169,13 +167,22 @@ pub fn configured<'a>(
     ]
 }
 
+/// A configured table name refused: the variable, its value and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {variable} = {value:?} is not valid: {reason}")]
+pub struct Refused {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
 /// Refuses a configured table name that is too long for its derived names,
 /// names (or derives) a table of the application or the pipeline, or meets
 /// a name derived from another configured table.
-pub fn check(tables: &[Named<'_>]) -> Result<(), ConfigError> {
-    let invalid = |named: &Named<'_>, reason: String| ConfigError::Invalid {
+pub fn check(tables: &[Named<'_>]) -> Result<(), Refused> {
+    let invalid = |named: &Named<'_>, reason: String| Refused {
         variable: named.variable,
-        shown: named.value.to_string(),
+        value: named.value.to_string(),
         reason,
     };
     for named in tables {
