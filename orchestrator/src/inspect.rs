@@ -106,8 +106,6 @@ pub struct HistoryEntry {
     /// by Alembic before this pipeline ran here).
     pub applied_at: Option<String>,
     pub current: bool,
-    /// Whether this version can run it.
-    pub available: bool,
     /// Its latest revision run, if any.
     pub last_run: Option<LastRun>,
 }
@@ -155,7 +153,6 @@ pub async fn history(pool: &PgPool, range: Option<&str>, output: Output) -> anyh
             applied,
             applied_at,
             current: current_index == Some(i),
-            available: revisions::registry::is_registered(revision.id),
             last_run,
         });
     }
@@ -204,13 +201,8 @@ fn print_history(entries: &[HistoryEntry], verbose: bool) {
             (false, _) => "not applied".to_string(),
         };
         let head = if entry.current { " (current)" } else { "" };
-        let availability = if entry.available {
-            ""
-        } else {
-            "  [not available in this version]"
-        };
         println!(
-            "{:>2}. {} {:<11} {:<48}{head}{availability}\n      {}",
+            "{:>2}. {} {:<11} {:<48}{head}\n      {}",
             entry.position, entry.id, entry.name, state, entry.summary
         );
         if verbose {
