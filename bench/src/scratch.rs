@@ -43,9 +43,10 @@ pub struct Room {
     pub data_dir: PathBuf,
     pub summary: datagen::GenerateSummary,
     database: String,
-    /// A connection to the server's configured database, to drop the
-    /// scratch one from.
-    admin: sqlx::PgConnection,
+    /// The caller's own database, connected to again to drop the
+    /// room's: a connection held for the whole run would not survive the
+    /// chaos bench's PostgreSQL restart, and the drop would be lost.
+    admin_url: ConnectionUrl,
 }
 
 impl Room {
@@ -78,6 +79,8 @@ impl Room {
             format!("CREATE DATABASE \"{database}\"").as_str(),
         )
         .await?;
+        let _ = admin.close().await;
+        let admin_url = config.database_url.clone();
         let mut config = config.clone();
         config.database_url = ConnectionUrl::new(url);
         config.queue_prefix = Some(format!("bench-{name}-{tag}"));
@@ -87,7 +90,7 @@ impl Room {
             data_dir,
             summary,
             database,
-            admin,
+            admin_url,
         })
     }
 
@@ -125,7 +128,7 @@ impl Room {
 
     /// Removes the room's queues, database and data folder; with `keep`,
     /// only the queues.
-    pub async fn close(mut self, keep: bool) {
+    pub async fn close(self, keep: bool) {
         if let Ok(connection) =
             shared::queue::connect(&self.config, "bench clean-up", Duration::ZERO).await
         {
@@ -143,10 +146,19 @@ impl Room {
             );
         } else {
             let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
-            let _ = sqlx::Executor::execute(&mut self.admin, drop.as_str()).await;
+            let dropped = match sqlx::PgConnection::connect(self.admin_url.expose()).await {
+                Ok(mut admin) => {
+                    let dropped = sqlx::Executor::execute(&mut admin, drop.as_str()).await;
+                    let _ = admin.close().await;
+                    dropped.map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = dropped {
+                eprintln!("could not drop database {}: {e}", self.database);
+            }
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
-        let _ = self.admin.close().await;
     }
 }
 
