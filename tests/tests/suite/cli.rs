@@ -419,9 +419,10 @@ async fn sql_mode_prints_the_ddl_and_changes_nothing() {
 /// forward, up to the head, and `downgrade -1` from every position exactly
 /// one back, down to base; one step past either end is bad usage. Then a
 /// `stamp` is continued from: `upgrade +1` after it runs only the next
-/// revision.
+/// revision; and a version this one does not know is replaced only by
+/// `stamp --purge`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plus_one_and_minus_one_from_every_position_and_upgrade_after_a_stamp() {
+async fn plus_one_and_minus_one_from_every_position_and_stamps_continued_or_purged() {
     let mut env = TestEnv::new("cli_steps").await;
     // A few reviews are enough to run every revision; the whole sample would
     // only make each step slower.
@@ -501,5 +502,24 @@ async fn plus_one_and_minus_one_from_every_position_and_upgrade_after_a_stamp() 
     .unwrap();
     assert_eq!(ran, vec![chain[3].to_string()]);
     assert_eq!(env.scalar("SELECT count(*) FROM public.products").await, 0);
+
+    // A version this one does not know is replaced only with --purge.
+    sqlx::query("UPDATE public.alembic_version SET version_num = 'deadbeef0000'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let refused = env.orchestrator(&["stamp", SCHEMA]).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("\"deadbeef0000\"") && text(&refused).contains("--purge"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        env.current_revision().await.as_deref(),
+        Some("deadbeef0000")
+    );
+    assert_success(&env.orchestrator(&["stamp", SCHEMA, "--purge"]).await);
+    assert_eq!(env.current_revision().await.as_deref(), Some(SCHEMA));
     env.cleanup().await;
 }
