@@ -45,3 +45,45 @@ pub fn tls_config(url: &str) -> anyhow::Result<OwnedTLSConfig> {
         cert_chain,
     })
 }
+
+/// The AMQP heartbeat asked for where an address sets none
+/// (`?heartbeat=N`). RabbitMQ's own default, 60 s, lets the broker go on
+/// handing messages (a task taken back from a lost lease, republished) for
+/// about two minutes to a worker that the network has cut off; at 15 s it
+/// gives up on it within about half a minute and requeues what it held.
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 15;
+
+/// `address` with `heartbeat=DEFAULT_HEARTBEAT_SECS` added when it sets no
+/// heartbeat of its own (an address that does not parse is left as it is,
+/// for the connection to report).
+pub fn with_default_heartbeat(address: &str) -> std::borrow::Cow<'_, str> {
+    match url::Url::parse(address) {
+        Ok(url) if !url.query_pairs().any(|(key, _)| key == "heartbeat") => {
+            let separator = if url.query().is_some() { '&' } else { '?' };
+            format!("{address}{separator}heartbeat={DEFAULT_HEARTBEAT_SECS}").into()
+        }
+        _ => address.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_is_asked_for_unless_the_address_sets_one() {
+        assert_eq!(
+            with_default_heartbeat("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=15"
+        );
+        assert_eq!(
+            with_default_heartbeat("amqps://h:5671/%2f?cacertfile=/ca.pem"),
+            "amqps://h:5671/%2f?cacertfile=/ca.pem&heartbeat=15"
+        );
+        assert_eq!(
+            with_default_heartbeat("amqp://h/%2f?heartbeat=30"),
+            "amqp://h/%2f?heartbeat=30"
+        );
+        assert_eq!(with_default_heartbeat("not a url"), "not a url");
+    }
+}

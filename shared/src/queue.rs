@@ -13,7 +13,7 @@
 //!
 //! Every declaration is idempotent, so both sides declare on every connect.
 
-use crate::amqp_url::{broker_addresses, tls_config};
+use crate::amqp_url::{broker_addresses, tls_config, with_default_heartbeat};
 use crate::backoff::{Backoff, Verdict};
 use crate::catalogue::Role;
 use crate::config::{redact_url, Config, DEFAULT_QUEUE_PREFIX};
@@ -278,8 +278,9 @@ pub async fn connect(
             let mut failure = None;
             for (i, (address, tls)) in addresses.iter().enumerate() {
                 let properties = ConnectionProperties::default().with_connection_name(name.into());
+                let with_heartbeat = with_default_heartbeat(address);
                 let attempt = Connection::connect_with_config(
-                    address,
+                    &with_heartbeat,
                     properties,
                     tls.clone(),
                     lapin::runtime::default_runtime()?,
