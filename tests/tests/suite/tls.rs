@@ -57,6 +57,21 @@ async fn drop_database(name: &str) {
         .unwrap();
 }
 
+/// A test's environment, and a database of its own on the TLS-only cluster.
+async fn tls_test(database_prefix: &str, test_name: &str) -> (TestEnv, String) {
+    (
+        TestEnv::new(test_name).await,
+        create_database(database_prefix).await,
+    )
+}
+
+/// Drops the test's database on the TLS-only cluster, and cleans up its
+/// environment.
+async fn tls_cleanup(env: TestEnv, database: &str) {
+    drop_database(database).await;
+    env.cleanup().await;
+}
+
 /// `orchestrator current` with `vars` on top of the test's environment.
 async fn current_with(env: &mut TestEnv, vars: &[(&str, String)]) -> std::process::Output {
     for (key, value) in vars {
@@ -83,8 +98,7 @@ async fn sslmodes_connect_as_libpq_does_and_wrong_certificates_are_refused_clear
     let (_, dir) = tls_services();
     let ca = dir.join("ca.pem").display().to_string();
     let other_ca = dir.join("other-ca.pem").display().to_string();
-    let database = create_database("agenticshop_tls").await;
-    let mut env = TestEnv::new("tls_sslmodes").await;
+    let (mut env, database) = tls_test("agenticshop_tls", "tls_sslmodes").await;
 
     for mode in ["require", "prefer"] {
         let out = current_with(
@@ -173,8 +187,7 @@ async fn sslmodes_connect_as_libpq_does_and_wrong_certificates_are_refused_clear
     )
     .await;
     assert_success(&out);
-    drop_database(&database).await;
-    env.cleanup().await;
+    tls_cleanup(env, &database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,8 +196,7 @@ async fn a_server_that_wants_a_client_certificate_gets_the_one_in_sslcert_and_ss
     let file = |name: &str| dir.join(name).display().to_string();
     // pg_hba.conf of the TLS cluster: databases named agenticshop_tlscert*
     // want a client certificate signed by the CA.
-    let database = create_database("agenticshop_tlscert").await;
-    let mut env = TestEnv::new("tls_client_certificate").await;
+    let (mut env, database) = tls_test("agenticshop_tlscert", "tls_client_certificate").await;
     let verified = format!("sslmode=verify-full&sslrootcert={}", file("ca.pem"));
 
     let out = current_with(
@@ -209,16 +221,14 @@ async fn a_server_that_wants_a_client_certificate_gets_the_one_in_sslcert_and_ss
     )
     .await;
     assert_success(&out);
-    drop_database(&database).await;
-    env.cleanup().await;
+    tls_cleanup(env, &database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_upgrade_runs_over_tls_to_both_postgresql_and_rabbitmq() {
     let (_, dir) = tls_services();
     let ca = dir.join("ca.pem").display().to_string();
-    let database = create_database("agenticshop_tls_upgrade").await;
-    let mut env = TestEnv::new("tls_upgrade").await;
+    let (mut env, database) = tls_test("agenticshop_tls_upgrade", "tls_upgrade").await;
     let over_tls = url(
         "localhost",
         &database,
@@ -251,8 +261,7 @@ async fn a_full_upgrade_runs_over_tls_to_both_postgresql_and_rabbitmq() {
         .unwrap();
     assert!(reviews > 0, "the seed loaded reviews over TLS");
     conn.close().await.ok();
-    drop_database(&database).await;
-    env.cleanup().await;
+    tls_cleanup(env, &database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
