@@ -289,19 +289,26 @@ impl Driver {
                 {
                     return Err(e.context(fenced));
                 }
-                if registered
+                let undo_failure = match registered
                     .planner
                     .undo_partial(&ctx, revision_run_id)
-                    .await?
+                    .await
                 {
-                    store::abandon_revision_run(&self.pool, revision_run_id, self.run_id).await?;
-                    return Err(e.context(format!(
-                        "revision {} ({}) failed and was rolled back: the database is as it was before it started",
-                        revision.id, revision.name
-                    )));
-                }
+                    Ok(true) => {
+                        store::abandon_revision_run(&self.pool, revision_run_id, self.run_id)
+                            .await?;
+                        return Err(e.context(format!(
+                            "revision {} ({}) failed and was rolled back: the database is as it was before it started",
+                            revision.id, revision.name
+                        )));
+                    }
+                    Ok(false) => String::new(),
+                    Err(undo) => format!(
+                        " (undoing what it had done failed too: {undo:#}; it stays as it was left)"
+                    ),
+                };
                 return Err(e.context(format!(
-                    "revision {} ({}) failed; fix the cause and run the same command again to resume",
+                    "revision {} ({}) failed{undo_failure}; fix the cause and run the same command again to resume",
                     revision.id, revision.name
                 )));
             }

@@ -238,6 +238,15 @@ impl Planner for SeedPlanner {
             return Ok(false);
         };
         let mut tx = ctx.pool.begin().await?;
+        // A session of the shop's holding one of these tables must not keep
+        // the orchestrator waiting for ever: past the lock timeout the undo
+        // fails, and the run is left to be resumed.
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{}s'",
+            ctx.config.task_lock_timeout_secs
+        ))
+        .execute(&mut *tx)
+        .await?;
         if finalize.mode == Mode::Fresh {
             let memory = format!("public.{}", finalize.memory_table);
             let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")

@@ -3,6 +3,7 @@
 //! against a database and queue prefix of each test's own.
 
 use nix::sys::signal::Signal;
+use sqlx::Connection as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testkit::data::{copy_sample, edit, replace_first};
@@ -365,6 +366,58 @@ async fn each_kind_of_bad_input_is_named_and_leaves_no_rows_behind() {
             "rows of {table}.csv after the fix"
         );
     }
+    env.cleanup().await;
+}
+
+/// A failed fresh seed empties the tables it had started to fill; a session
+/// of the shop's holding one of them makes that undo wait, but only up to
+/// TASK_LOCK_TIMEOUT_SECS: the command then fails, saying so, and the same
+/// command run once the lock is gone rolls back as usual. (Before, the
+/// orchestrator waited for the lock for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fresh_seed_whose_undo_meets_a_held_lock_fails_in_bounded_time() {
+    let mut env = TestEnv::new("seed_undo_lock").await;
+    env.set_env("TASK_LOCK_TIMEOUT_SECS", "1");
+    env.start_worker(&["--role", "seed"]);
+    let dir = copy_sample("undo-lock");
+    edit(&dir, "variants.csv", |c| {
+        replace_first(c, b"\n2,1,279.99,0\n", b"\n2,1,27x.99,0\n")
+    });
+    assert_success(&env.orchestrator(&["upgrade", SCHEMA]).await);
+    // Compatible with the seed's own writes, not with the undo's TRUNCATE.
+    let mut shop = sqlx::PgConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE public.users IN ACCESS SHARE MODE")
+        .execute(&mut shop)
+        .await
+        .unwrap();
+    let data_dir = dir.display().to_string();
+    let failed = env
+        .orchestrator_within(
+            &["upgrade", SEED, "--data-dir", &data_dir],
+            Duration::from_secs(120),
+        )
+        .await;
+    let shown = text(&failed);
+    assert!(!failed.status.success(), "{shown}");
+    assert!(
+        shown.contains("variants.csv line 3, column price"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("undoing what it had done failed too"),
+        "{shown}"
+    );
+    assert!(shown.contains("lock timeout"), "{shown}");
+
+    sqlx::raw_sql("ROLLBACK").execute(&mut shop).await.unwrap();
+    let again = upgrade_seed(&env, &dir).await;
+    let shown = text(&again);
+    assert!(!again.status.success(), "{shown}");
+    assert!(shown.contains("was rolled back"), "{shown}");
+    assert_eq!(count(&env, "users").await, 0);
+    std::fs::remove_dir_all(&dir).ok();
     env.cleanup().await;
 }
 
