@@ -36,3 +36,37 @@ impl Planner for SchemaPlanner {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The current AgenticShop layout, each table created by the upgrade and
+    /// dropped by the downgrade; a re-run has no SQL (it is refused).
+    #[test]
+    fn offline_sql_creates_and_drops_every_table_of_the_current_layout() {
+        let upgrade = SchemaPlanner.offline_sql(Direction::Upgrade).unwrap();
+        let downgrade = SchemaPlanner.offline_sql(Direction::Downgrade).unwrap();
+        for table in [
+            "products",
+            "users",
+            "product_images",
+            "features",
+            "product_reviews",
+            "variants",
+            "variant_attributes",
+            "personalized_product_sections",
+            "product_features",
+        ] {
+            assert!(
+                upgrade.contains(&format!("CREATE TABLE public.{table} (")),
+                "{table} created"
+            );
+            assert!(
+                downgrade.contains(&format!("DROP TABLE IF EXISTS public.{table};")),
+                "{table} dropped"
+            );
+        }
+        assert!(SchemaPlanner.offline_sql(Direction::Rerun).is_none());
+    }
+}
