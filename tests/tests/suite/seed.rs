@@ -400,7 +400,8 @@ async fn a_failed_fresh_seed_whose_undo_meets_a_held_lock_fails_in_bounded_time(
         )
         .await;
     let shown = text(&failed);
-    assert!(!failed.status.success(), "{shown}");
+    // A failed run exits 1, as the README documents.
+    assert_eq!(failed.status.code(), Some(1), "{shown}");
     assert!(
         shown.contains("variants.csv line 3, column price"),
         "{shown}"
@@ -414,7 +415,7 @@ async fn a_failed_fresh_seed_whose_undo_meets_a_held_lock_fails_in_bounded_time(
     sqlx::raw_sql("ROLLBACK").execute(&mut shop).await.unwrap();
     let again = upgrade_seed(&env, &dir).await;
     let shown = text(&again);
-    assert!(!again.status.success(), "{shown}");
+    assert_eq!(again.status.code(), Some(1), "{shown}");
     assert!(shown.contains("was rolled back"), "{shown}");
     assert_eq!(count(&env, "users").await, 0);
     std::fs::remove_dir_all(&dir).ok();
