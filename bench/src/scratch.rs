@@ -203,7 +203,7 @@ pub async fn seeded(config: &Config, options: &RunOptions) -> anyhow::Result<dri
     let setup = async {
         let path: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA, catalogue::SEED]
             .iter()
-            .map(|id| revisions::registry::find(id).expect("in the catalogue"))
+            .map(|id| revisions::registry::find(id).expect("a revision of the chain"))
             .collect();
         driver
             .run_path(&path, Direction::Upgrade, &config.data_dir)

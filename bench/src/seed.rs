@@ -89,9 +89,10 @@ async fn run(
     // drop hook reads ag_catalog), and the plain copy drops its tables.
     let before_seed: Vec<_> = [catalogue::EXTENSIONS, catalogue::SCHEMA]
         .iter()
-        .map(|id| revisions::registry::find(id).expect("in the catalogue"))
+        .map(|id| revisions::registry::find(id).expect("a revision of the chain"))
         .collect();
-    let seed_revision = revisions::registry::find(catalogue::SEED).expect("in the catalogue");
+    let seed_revision =
+        revisions::registry::find(catalogue::SEED).expect("a revision of the chain");
     let outcome = async {
         driver
             .run_path(&before_seed, Direction::Upgrade, data_dir)

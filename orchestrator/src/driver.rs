@@ -237,7 +237,6 @@ impl Driver {
         direction: Direction,
         data_dir: &Path,
     ) -> anyhow::Result<()> {
-        let registered = revision;
         let (config, pool) = (self.config.clone(), self.pool.clone());
         self.running = (revision.id.to_string(), direction);
         let ctx = PlanContext {
@@ -258,7 +257,7 @@ impl Driver {
                 id
             }
             None => {
-                let phases = registered.plan(&ctx).await.with_context(|| {
+                let phases = revision.plan(&ctx).await.with_context(|| {
                     format!(
                         "planning {} of revision {} ({})",
                         direction.as_str(),
@@ -280,7 +279,7 @@ impl Driver {
                 name
             );
             if let Err(e) = self.run_phase(revision_run_id, phase as i32, &title).await {
-                report(registered, &self.pool, revision_run_id).await;
+                report(revision, &self.pool, revision_run_id).await;
                 let message = format!("{e:#}");
                 // Fenced: a run that lost its lock undoes nothing.
                 if let Err(fenced) =
@@ -289,10 +288,7 @@ impl Driver {
                 {
                     return Err(e.context(fenced));
                 }
-                let undo_failure = match registered
-                    .planner
-                    .undo_partial(&ctx, revision_run_id)
-                    .await
+                let undo_failure = match revision.planner.undo_partial(&ctx, revision_run_id).await
                 {
                     Ok(true) => {
                         store::abandon_revision_run(&self.pool, revision_run_id, self.run_id)
@@ -313,7 +309,7 @@ impl Driver {
                 )));
             }
         }
-        report(registered, &self.pool, revision_run_id).await;
+        report(revision, &self.pool, revision_run_id).await;
         self.record(revision, direction, revision_run_id).await
     }
 
@@ -557,11 +553,11 @@ impl Driver {
 
 /// Prints what the revision says about its run (tokens, failures); a report
 /// that cannot be read is only a warning.
-async fn report(registered: &revisions::Revision, pool: &sqlx::PgPool, revision_run_id: i64) {
-    match registered.planner.report(pool, revision_run_id).await {
+async fn report(revision: &Revision, pool: &sqlx::PgPool, revision_run_id: i64) {
+    match revision.planner.report(pool, revision_run_id).await {
         Ok(lines) => {
             for line in lines {
-                shared::say!("{}: {line}", registered.name);
+                shared::say!("{}: {line}", revision.name);
             }
         }
         Err(e) => {

@@ -434,18 +434,9 @@ async fn plus_one_and_minus_one_from_every_position_and_stamps_continued_or_purg
     env.start_worker(&["--role", "all"]);
 
     let chain: Vec<&str> = revisions::registry::CHAIN.iter().map(|r| r.id).collect();
-    let applied = |env: &TestEnv| {
-        let pool = env.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM pipeline.revision_runs rr \
-                 WHERE rr.run_id = (SELECT max(id) FROM pipeline.runs)",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    // The revisions the last run moved.
+    const MOVED: &str = "SELECT count(*) FROM pipeline.revision_runs \
+                         WHERE run_id = (SELECT max(id) FROM pipeline.runs)";
     for (position, revision) in chain.iter().enumerate() {
         let step = env
             .orchestrator(&["upgrade", "+1", "--data-dir", &data])
@@ -457,7 +448,7 @@ async fn plus_one_and_minus_one_from_every_position_and_stamps_continued_or_purg
             "upgrade +1 from position {position}"
         );
         assert_eq!(
-            applied(&env).await,
+            env.scalar(MOVED).await,
             1,
             "upgrade +1 from position {position} ran one revision"
         );
@@ -476,7 +467,7 @@ async fn plus_one_and_minus_one_from_every_position_and_stamps_continued_or_purg
             chain[position]
         );
         assert_eq!(
-            applied(&env).await,
+            env.scalar(MOVED).await,
             1,
             "downgrade -1 from {} ran one revision",
             chain[position]
